@@ -1,0 +1,175 @@
+"""Per-cell evidence in one grouped pass: the numbers every primary rule needs.
+
+Pure numpy over integer cell ids; no Python loop per cell or per row. Contributions are
+aggregated per entity first (spec §1), so a person with several records counts once and their
+records' values are summed before any dominance rule sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from output_checker.errors import InputError
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CellEvidence:
+    """Evidence for ``n_cells`` cells; every array has the cells on its first axis.
+
+    ``top`` holds the largest absolute per-entity contributions in descending order, padded
+    with zeros; ``top_weight`` their sampling weights (1 when unweighted).
+    """
+
+    n_rows: IntArray
+    n_nonmissing: IntArray
+    n_entities: IntArray
+    n_negative: IntArray
+    total: FloatArray  # X: sum of absolute per-entity contributions
+    weighted_total: FloatArray  # the same with sampling weights
+    top: FloatArray
+    top_weight: FloatArray
+    minimum: FloatArray  # of non-missing row values; NaN for an empty cell
+    maximum: FloatArray
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.n_rows.shape[0])
+
+    @property
+    def n_missing(self) -> IntArray:
+        return self.n_rows - self.n_nonmissing
+
+    def take(self, index: npt.NDArray[np.intp]) -> CellEvidence:
+        """Evidence for the cells at ``index`` (used to lay level evidence onto the table grid)."""
+        return CellEvidence(**{name: getattr(self, name)[index] for name in _FIELDS})
+
+
+_FIELDS = tuple(CellEvidence.__dataclass_fields__)
+
+
+def concatenate(parts: list[CellEvidence]) -> CellEvidence:
+    """Stack the evidence of several groups of cells, in order."""
+    return CellEvidence(
+        **{name: np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS}
+    )
+
+
+def compute_evidence(
+    cell: npt.NDArray[np.intp],
+    n_cells: int,
+    values: FloatArray | None = None,
+    entity: IntArray | None = None,
+    weights: FloatArray | None = None,
+    depth: int = 2,
+) -> CellEvidence:
+    """Evidence for each of ``n_cells`` cells from row-level arrays.
+
+    Args:
+        cell: the cell id (0..n_cells-1) of every row.
+        values: the analysis variable, NaN where missing; ``None`` for a frequency table, where
+            each row contributes 1.
+        entity: dense entity codes (0..E-1) of every row; ``None`` treats each row as an entity.
+        weights: sampling weights per row; they must be constant within an entity.
+        depth: how many top contributions to keep (at least 2).
+    """
+    depth = max(depth, 2)
+    n_rows = np.bincount(cell, minlength=n_cells)
+    if values is None:
+        present = np.ones(cell.shape[0], dtype=bool)
+        row_values = np.ones(cell.shape[0])
+    else:
+        present = ~np.isnan(values)
+        row_values = values
+    all_present = bool(present.all())
+    c = cell if all_present else cell[present]
+    v = row_values if all_present else row_values[present]
+    w = None if weights is None else (weights if all_present else weights[present])
+    n_nonmissing = n_rows if values is None else np.bincount(c, minlength=n_cells)
+
+    minimum = np.full(n_cells, np.inf)
+    maximum = np.full(n_cells, -np.inf)
+    np.minimum.at(minimum, c, v)
+    np.maximum.at(maximum, c, v)
+    minimum[n_nonmissing == 0] = np.nan
+    maximum[n_nonmissing == 0] = np.nan
+
+    if entity is None:
+        unit_cell, unit_value, unit_weight = c, v, w
+    else:
+        e = entity if all_present else entity[present]
+        unit_cell, unit_value, unit_weight = _per_entity(c, e, v, w)
+
+    magnitude = np.abs(unit_value)
+    weight_or_one = np.ones_like(magnitude) if unit_weight is None else unit_weight
+    top_value, top_row = _top_k(unit_cell, magnitude, n_cells, depth)
+    top_weight = np.where(top_row >= 0, weight_or_one[np.maximum(top_row, 0)], 0.0)
+
+    return CellEvidence(
+        n_rows=n_rows.astype(np.int64),
+        n_nonmissing=n_nonmissing.astype(np.int64),
+        n_entities=np.bincount(unit_cell, minlength=n_cells).astype(np.int64),
+        n_negative=np.bincount(unit_cell[unit_value < 0], minlength=n_cells).astype(np.int64),
+        total=np.bincount(unit_cell, weights=magnitude, minlength=n_cells),
+        weighted_total=np.bincount(unit_cell, weights=magnitude * weight_or_one, minlength=n_cells),
+        top=top_value,
+        top_weight=top_weight,
+        minimum=minimum,
+        maximum=maximum,
+    )
+
+
+def _per_entity(
+    cell: npt.NDArray[np.intp], entity: IntArray, values: FloatArray, weights: FloatArray | None
+) -> tuple[npt.NDArray[np.intp], FloatArray, FloatArray | None]:
+    """Sum values per (cell, entity): one sort of a combined key, then segment sums."""
+    if cell.shape[0] == 0:
+        empty = np.zeros(0)
+        return cell, empty, None if weights is None else empty
+    n_entities = int(entity.max()) + 1
+    key = cell.astype(np.int64) * n_entities + entity
+    order = np.argsort(key)
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_key[1:] != sorted_key[:-1])))
+    pair_cell = (sorted_key[starts] // n_entities).astype(np.intp)
+    pair_value = np.add.reduceat(values[order], starts)
+    if weights is None:
+        return pair_cell, pair_value, None
+    sorted_weights = weights[order]
+    low = np.minimum.reduceat(sorted_weights, starts)
+    high = np.maximum.reduceat(sorted_weights, starts)
+    if not np.allclose(low, high):
+        raise InputError("sampling weights vary within an entity; give one weight per entity")
+    return pair_cell, pair_value, high
+
+
+def _top_k(
+    group: npt.NDArray[np.intp], values: FloatArray, n_groups: int, k: int
+) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """The k largest non-negative values per group and the position of each, in O(k·n).
+
+    Each round takes the group maximum, retires exactly one row holding it (so ties fill
+    successive places, as a sort would), and repeats.
+    """
+    work = values.astype(np.float64, copy=True)
+    positions = np.arange(work.shape[0])
+    top = np.zeros((n_groups, k))
+    where = np.full((n_groups, k), -1, dtype=np.intp)
+    for j in range(k):
+        best = np.full(n_groups, -np.inf)
+        np.maximum.at(best, group, work)
+        hit = (work == best[group]) & (work > -np.inf)
+        first = np.full(n_groups, work.shape[0], dtype=np.intp)
+        np.minimum.at(first, group[hit], positions[hit])
+        found = first < work.shape[0]
+        if not found.any():
+            break
+        top[found, j] = best[found]
+        where[found, j] = first[found]
+        work[first[found]] = -np.inf
+    return top, where
