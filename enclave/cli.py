@@ -1,1 +1,39 @@
-def main() -> None: ...
+"""``enclave``: the platform's command line. For now it runs the checker demonstration that
+``make up`` starts; later the control plane, hub and linkage commands join it here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from output_checker.errors import CheckerError
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from enclave.demo import run_demo
+
+    for line in run_demo(rows=args.rows, out_dir=args.out, seed=args.seed):
+        print(line)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="enclave", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="check example outputs on generated microdata")
+    demo.add_argument("--rows", type=int, default=200_000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", type=Path, default=Path(".enclave/demo"))
+    demo.set_defaults(run=_demo)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CheckerError as error:
+        print(f"enclave: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

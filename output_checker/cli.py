@@ -1,1 +1,150 @@
-def main() -> None: ...
+"""``output-checker``: check tables and models from the command line.
+
+Exit codes: 0 the output passes; 1 it fails or needs review (the manifest says which);
+2 the request could not be checked (bad input, named in one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from output_checker.api import check_table
+from output_checker.errors import CheckerError, InputError
+from output_checker.manifest import write_json
+from output_checker.parameters import CONVENTIONS, Parameters
+from output_checker.status import Status
+
+EXIT_PASS, EXIT_NOT_PASSED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Checked(Protocol):
+    @property
+    def status(self) -> Status: ...
+
+    def summary(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit with the bad-input code."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="output-checker", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    table = sub.add_parser("check-table", help="tabulate a CSV/Parquet file and check every cell")
+    table.add_argument("data", help="CSV or Parquet file of microdata")
+    table.add_argument("--index", nargs="+", required=True, metavar="VAR")
+    table.add_argument("--columns", nargs="+", default=[], metavar="VAR")
+    table.add_argument("--values", metavar="VAR", help="analysis variable (needs --agg)")
+    table.add_argument(
+        "--agg",
+        metavar="STAT",
+        help="count, sum, mean, median, std, var, min, max, mode or quantile(q)",
+    )
+    table.add_argument("--entity", metavar="VAR", help="unit to protect (default: rows)")
+    table.add_argument("--weights", metavar="VAR", help="sampling weights")
+    table.add_argument("--margins", action="store_true", help="add 'All' totals")
+    table.add_argument(
+        "--hierarchical",
+        action="store_true",
+        help="add a subtotal for every nested prefix of the variables",
+    )
+    _common(table)
+    table.add_argument(
+        "--protect", action="store_true", help="apply secondary suppression (not available yet)"
+    )
+
+    model = sub.add_parser("check-model", help="check a saved statsmodels result (.save())")
+    model.add_argument("model", help="file written by statsmodels' result.save()")
+    model.add_argument(
+        "--outputs",
+        nargs="+",
+        default=["coefficients"],
+        metavar="PART",
+        help="what will be released: coefficients, standard_errors, summary, "
+        "residuals, fittedvalues, predictions, leverage, influence",
+    )
+    _common(model)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conventions", choices=CONVENTIONS, default="default")
+    parser.add_argument(
+        "--parameters",
+        type=Path,
+        metavar="JSON",
+        help="project parameters (may only tighten the defaults)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="where to write the results manifest",
+    )
+
+
+def _parameters(args: argparse.Namespace) -> Parameters:
+    defaults = Parameters.for_conventions(args.conventions)
+    if args.parameters is None:
+        return defaults
+    try:
+        overrides = json.loads(args.parameters.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"cannot read parameters file {args.parameters}: {error}") from None
+    if not isinstance(overrides, dict):
+        raise InputError(f"parameters file {args.parameters} must hold a JSON object")
+    return defaults.tightened(**overrides)
+
+
+def _run(args: argparse.Namespace) -> _Checked:
+    params = _parameters(args)
+    if args.command == "check-table":
+        return check_table(
+            args.data,
+            index=args.index,
+            columns=args.columns,
+            values=args.values,
+            aggfunc=args.agg,
+            entity=args.entity,
+            weights=args.weights,
+            margins=args.margins,
+            conventions=args.conventions,
+            protect=args.protect,
+            parameters=params,
+            hierarchical=args.hierarchical,
+        )
+    from output_checker.safe_pickle import check_model_file
+
+    model: _Checked = check_model_file(
+        args.model, outputs=args.outputs, conventions=args.conventions, parameters=params
+    )
+    return model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = _run(args)
+        write_json(args.json, result.to_dict())
+    except CheckerError as error:
+        print(f"output-checker: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(result.summary())
+    return EXIT_PASS if result.status == Status.PASS else EXIT_NOT_PASSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -108,20 +108,27 @@ def compute_evidence(
     magnitude = np.abs(unit_value)
     weight_or_one = np.ones_like(magnitude) if unit_weight is None else unit_weight
     top_value, top_row = _top_k(unit_cell, magnitude, n_cells, depth)
-    top_weight = np.where(top_row >= 0, weight_or_one[np.maximum(top_row, 0)], 0.0)
+    top_weight = np.zeros_like(top_value)
+    found = top_row >= 0
+    top_weight[found] = weight_or_one[top_row[found]]
 
     return CellEvidence(
         n_rows=n_rows.astype(np.int64),
         n_nonmissing=n_nonmissing.astype(np.int64),
         n_entities=np.bincount(unit_cell, minlength=n_cells).astype(np.int64),
         n_negative=np.bincount(unit_cell[unit_value < 0], minlength=n_cells).astype(np.int64),
-        total=np.bincount(unit_cell, weights=magnitude, minlength=n_cells),
-        weighted_total=np.bincount(unit_cell, weights=magnitude * weight_or_one, minlength=n_cells),
+        total=sum_by(unit_cell, magnitude, n_cells),
+        weighted_total=sum_by(unit_cell, magnitude * weight_or_one, n_cells),
         top=top_value,
         top_weight=top_weight,
         minimum=minimum,
         maximum=maximum,
     )
+
+
+def sum_by(cell: npt.NDArray[np.intp], weights: FloatArray, n_cells: int) -> FloatArray:
+    """Sum of ``weights`` per cell (``np.bincount`` typed as floats)."""
+    return np.bincount(cell, weights=weights, minlength=n_cells).astype(np.float64, copy=False)
 
 
 def _per_entity(

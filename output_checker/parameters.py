@@ -148,16 +148,26 @@ def _validate(p: Parameters) -> None:
         ("coalition", p.coalition >= 1, "an integer >= 1"),
         ("class_share", p.class_share is None or 0 < p.class_share <= 1, "a share in (0, 1]"),
         ("zeros", p.zeros in ("review", "fail"), "'review' or 'fail'"),
-        ("weights_mode", p.weights_mode in ("replicate", "sample_top"), "'replicate' or 'sample_top'"),
+        (
+            "weights_mode",
+            p.weights_mode in ("replicate", "sample_top"),
+            "'replicate' or 'sample_top'",
+        ),
         ("dof_threshold", p.dof_threshold >= 0, "an integer >= 0"),
-        ("max_saturation", p.max_saturation is None or 0 < p.max_saturation <= 1, "a share in (0, 1]"),
+        (
+            "max_saturation",
+            p.max_saturation is None or 0 < p.max_saturation <= 1,
+            "a share in (0, 1]",
+        ),
         ("max_cells", p.max_cells >= 1, "an integer >= 1"),
         ("rounding_base", p.rounding_base >= 1, "an integer >= 1"),
         ("pq", p.pq is None or (0 < p.pq[0] < p.pq[1]), "a pair (p, q) with 0 < p < q"),
     ]
     for rule in p.nk_rules:
         if not isinstance(rule, NKRule) or rule.n < 1 or not 0 < rule.k < 100:
-            raise ParameterError(f"parameter 'nk_rules' must hold (n >= 1, 0 < k < 100); got {rule!r}")
+            raise ParameterError(
+                f"parameter 'nk_rules' must hold (n >= 1, 0 < k < 100); got {rule!r}"
+            )
     for name, ok, expected in checks:
         if not ok:
             raise ParameterError(f"parameter {name!r} must be {expected}; got {getattr(p, name)!r}")

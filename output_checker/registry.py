@@ -84,4 +84,6 @@ def rules_for(output_type: str, conventions: str) -> tuple[str, ...] | None:
 def needs_totals(output_type: str, conventions: str) -> bool:
     """Whether the rules compare cells with their row or column totals (a mode compares its
     modal count with its own group instead)."""
-    return output_type != "mode" and "class_disclosure" in (rules_for(output_type, conventions) or ())
+    return output_type != "mode" and "class_disclosure" in (
+        rules_for(output_type, conventions) or ()
+    )

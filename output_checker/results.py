@@ -61,7 +61,7 @@ class TableResult:
     @property
     def primary(self) -> npt.NDArray[np.bool_]:
         """Primary-unsafe shown cells: any rule fails."""
-        return self.cell_status == Status.FAIL
+        return np.asarray(self.cell_status == Status.FAIL, dtype=bool)
 
     @property
     def status(self) -> Status:
@@ -202,7 +202,8 @@ class TableResult:
             return f"{self.status.label}: all {self.shown.size} cells pass"
         parts = [
             f"{name}: {c['fail']} fail" + (f", {c['review']} review" if c["review"] else "")
-            if c["fail"] else f"{name}: {c['review']} review"
+            if c["fail"]
+            else f"{name}: {c['review']} review"
             for name, c in counts.items()
         ]
         return f"{self.status.label}: " + "; ".join([*parts, *self.notes])

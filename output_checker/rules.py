@@ -83,7 +83,9 @@ def replicate_top(top: FloatArray, weight: FloatArray) -> FloatArray:
     depth = top.shape[1]
     fractional = weight != np.floor(weight)
     rank = np.cumsum(fractional, axis=1) - fractional  # fractional weights seen before
-    copies = np.where(fractional, np.where(rank % 2 == 0, np.ceil(weight), np.floor(weight)), weight)
+    copies = np.where(
+        fractional, np.where(rank % 2 == 0, np.ceil(weight), np.floor(weight)), weight
+    )
     copies = np.maximum(copies, np.where(weight > 0, 1, 0)).astype(np.int64)
     out = np.zeros_like(top)
     filled = np.zeros(top.shape[0], dtype=np.int64)
@@ -103,7 +105,10 @@ def _negatives_review(table: LaidTable, params: Parameters, name: str) -> RuleRe
         return None
     status = np.full(table.n_cells, REVIEW, dtype=np.int8)
     return RuleResult(
-        name, status, {}, "negative values present",
+        name,
+        status,
+        {},
+        "negative values present",
         note="negative values in the table: dominance rules not applied (ACRO convention)",
     )
 
@@ -203,8 +208,12 @@ def missing(table: LaidTable, params: Parameters) -> RuleResult:
     sent to review (ACRO's MissingCheck)."""
     n_missing = table.evidence.n_missing
     flagged = (n_missing > 0) & params.check_missing
-    return RuleResult("missing", _statuses(flagged, REVIEW), {"n_missing": n_missing},
-                      "cell contains missing values")
+    return RuleResult(
+        "missing",
+        _statuses(flagged, REVIEW),
+        {"n_missing": n_missing},
+        "cell contains missing values",
+    )
 
 
 def negative(table: LaidTable, params: Parameters) -> RuleResult:
@@ -227,8 +236,12 @@ def quantile_rule(table: LaidTable, params: Parameters) -> RuleResult:
     t = params.threshold
     own_value = (ties > 0) & (ties < t)
     unsafe = (n > 0) & ((q * n < t) | ((1 - q) * n < t) | own_value)
-    return RuleResult("quantile", _statuses(unsafe), {"ties": ties},
-                      f"quantile not protected by {t} units on each side")
+    return RuleResult(
+        "quantile",
+        _statuses(unsafe),
+        {"ties": ties},
+        f"quantile not protected by {t} units on each side",
+    )
 
 
 def extreme(table: LaidTable, params: Parameters) -> RuleResult:
@@ -236,16 +249,24 @@ def extreme(table: LaidTable, params: Parameters) -> RuleResult:
     n = _contributors(table)
     ties = table.ties if table.ties is not None else np.zeros(table.n_cells, np.int64)
     unsafe = (n > 0) & (ties < params.threshold)
-    return RuleResult("extreme", _statuses(unsafe), {"ties": ties},
-                      f"extreme value shared by fewer than {params.threshold} units")
+    return RuleResult(
+        "extreme",
+        _statuses(unsafe),
+        {"ties": ties},
+        f"extreme value shared by fewer than {params.threshold} units",
+    )
 
 
 def dof(table: LaidTable, params: Parameters) -> RuleResult:
     """ACRO's per-cell degrees of freedom for dispersion tables: count - 1 < threshold."""
     dof_values = table.evidence.n_nonmissing - 1
     unsafe = dof_values < params.dof_threshold
-    return RuleResult("dof", _statuses(unsafe), {"dof": dof_values},
-                      f"fewer than {params.dof_threshold} degrees of freedom")
+    return RuleResult(
+        "dof",
+        _statuses(unsafe),
+        {"dof": dof_values},
+        f"fewer than {params.dof_threshold} degrees of freedom",
+    )
 
 
 RULES: dict[str, Rule] = {

@@ -17,9 +17,17 @@ import pandas as pd
 
 from output_checker.aggregation import WEIGHTED, Aggregation
 from output_checker.errors import InputError
-from output_checker.evidence import CellEvidence, FloatArray, IntArray, compute_evidence, concatenate
+from output_checker.evidence import (
+    CellEvidence,
+    FloatArray,
+    IntArray,
+    compute_evidence,
+    concatenate,
+    sum_by,
+)
 
 ALL = "All"
+COUNT = Aggregation("count")
 Label = object
 
 
@@ -30,7 +38,7 @@ class TableRequest:
     index: tuple[str, ...]
     columns: tuple[str, ...] = ()
     values: str | None = None
-    aggregation: Aggregation = Aggregation("count")
+    aggregation: Aggregation = COUNT
     entity: str | None = None
     weights: str | None = None
     margins: bool = False
@@ -108,7 +116,9 @@ def lay_out(
         level_sizes = [sizes[d] for d in dims]
         n_level = prod(level_sizes)
         row_cell = _ravel([cols.codes[d] for d in dims], level_sizes, cols.codes[0].shape[0])
-        evidence = compute_evidence(row_cell, n_level, cols.values, cols.entity, cols.weights, depth)
+        evidence = compute_evidence(
+            row_cell, n_level, cols.values, cols.entity, cols.weights, depth
+        )
         value, tie = _statistic(request.aggregation, row_cell, n_level, cols, evidence)
         parts.append(evidence)
         values.append(value)
@@ -125,7 +135,7 @@ def lay_out(
     all_row = _all_index(row_keys, sizes[:p])
     has_row_total = kept[:, p:].any(axis=1) & (all_col >= 0)
     has_col_total = kept[:, :p].any(axis=1) & (all_row >= 0)
-    is_total = ~kept.all(axis=1)
+    is_total = np.logical_not(kept.all(axis=1))
     return LaidTable(
         request=request,
         row_labels=_labels(row_keys, cols.levels[:p]),
@@ -133,7 +143,9 @@ def lay_out(
         cell_row=cell_row,
         cell_col=cell_col,
         is_total=is_total,
-        shown=np.ones_like(is_total) if request.margins or request.hierarchical else ~is_total,
+        shown=np.ones_like(is_total)
+        if request.margins or request.hierarchical
+        else np.logical_not(is_total),
         row_total=np.where(has_row_total, cell_row * n_cols + all_col, -1),
         col_total=np.where(has_col_total, all_row * n_cols + cell_col, -1),
         evidence=evidence,
@@ -251,7 +263,9 @@ def _prepare(data: pd.DataFrame, request: TableRequest) -> _Columns:
         weights = None if weights is None else weights[keep]
         entity = None if entity is None else entity[keep]
     if codes[0].shape[0] == 0:
-        raise InputError("no rows remain once rows with a missing index or column label are dropped")
+        raise InputError(
+            "no rows remain once rows with a missing index or column label are dropped"
+        )
     if values is not None and np.isnan(values).all():
         raise InputError(f"value variable {request.values!r} has no non-missing values")
     return _Columns(codes, levels, values, entity, weights)
@@ -290,28 +304,28 @@ def _statistic(
         if weights is None:
             return evidence.n_nonmissing.astype(np.float64), None
         ok = np.ones_like(weights, dtype=bool) if values is None else ~np.isnan(values)
-        return np.bincount(cell[ok], weights=weights[ok], minlength=n_cells), None
+        return sum_by(cell[ok], weights[ok], n_cells), None
     assert values is not None
     ok = ~np.isnan(values)
     c, v = cell[ok], values[ok]
     if agg.name in ("sum", "mean"):
         w = np.ones_like(v) if weights is None else weights[ok]
-        total = np.bincount(c, weights=v * w, minlength=n_cells)
+        total = sum_by(c, v * w, n_cells)
         if agg.name == "sum":
             return total, None
         with np.errstate(invalid="ignore", divide="ignore"):
-            return total / np.bincount(c, weights=w, minlength=n_cells), None
+            return total / sum_by(c, w, n_cells), None
     if agg.name in ("std", "var"):
         count = evidence.n_nonmissing
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.bincount(c, weights=v, minlength=n_cells) / count
-            var = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=n_cells) / (count - 1)
+            mean = sum_by(c, v, n_cells) / count
+            var = sum_by(c, (v - mean[c]) ** 2, n_cells) / (count - 1)
         var[count < 2] = np.nan
         return (np.sqrt(var) if agg.name == "std" else var), None
     if agg.name in ("min", "max"):
         value = evidence.minimum if agg.name == "min" else evidence.maximum
     elif agg.name == "quantile":
-        series = pd.Series(v).groupby(c).quantile(agg.q)
+        series = pd.Series(v).groupby(c).quantile(agg.q or 0.5)
         value = np.full(n_cells, np.nan)
         value[series.index.to_numpy()] = series.to_numpy()
     else:  # mode: most frequent value, the smallest on ties (as pandas' mode)
