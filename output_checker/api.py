@@ -98,7 +98,7 @@ def check_table(
         frame,
         request,
         max_cells=params.max_cells,
-        depth=params.nk_depth,
+        depth=params.nk_depth if {"nk", "p_percent"} & set(rule_ids or ()) else 0,
         with_totals=registry.needs_totals(output_type, params.conventions),
     )
     notes: list[str] = []

@@ -76,9 +76,8 @@ def compute_evidence(
             each row contributes 1.
         entity: dense entity codes (0..E-1) of every row; ``None`` treats each row as an entity.
         weights: sampling weights per row; they must be constant within an entity.
-        depth: how many top contributions to keep (at least 2).
+        depth: how many top contributions to keep (0 when no dominance rule needs them).
     """
-    depth = max(depth, 2)
     n_rows = np.bincount(cell, minlength=n_cells)
     if values is None:
         present = np.ones(cell.shape[0], dtype=bool)
@@ -107,7 +106,7 @@ def compute_evidence(
 
     magnitude = np.abs(unit_value)
     weight_or_one = np.ones_like(magnitude) if unit_weight is None else unit_weight
-    top_value, top_row = _top_k(unit_cell, magnitude, n_cells, depth)
+    top_value, top_row = _top_k(unit_cell, magnitude, n_cells, depth)  # no loop when depth 0
     top_weight = np.zeros_like(top_value)
     found = top_row >= 0
     top_weight[found] = weight_or_one[top_row[found]]
@@ -140,8 +139,7 @@ def _per_entity(
         return cell, empty, None if weights is None else empty
     n_entities = int(entity.max()) + 1
     key = cell.astype(np.int64) * n_entities + entity
-    order = np.argsort(key)
-    sorted_key = key[order]
+    order, sorted_key = _argsort_keys(key)
     starts = np.flatnonzero(np.concatenate(([True], sorted_key[1:] != sorted_key[:-1])))
     pair_cell = (sorted_key[starts] // n_entities).astype(np.intp)
     pair_value = np.add.reduceat(values[order], starts)
@@ -153,6 +151,22 @@ def _per_entity(
     if not np.allclose(low, high):
         raise InputError("sampling weights vary within an entity; give one weight per entity")
     return pair_cell, pair_value, high
+
+
+def _argsort_keys(key: IntArray) -> tuple[npt.NDArray[np.intp], IntArray]:
+    """The sorting permutation of non-negative ``key`` and the sorted keys.
+
+    When key and row number fit in 63 bits together, sorting the packed values is several
+    times faster than ``argsort`` (numpy's vectorised sort), and the permutation falls out of
+    the low bits.
+    """
+    n = key.shape[0]
+    row_bits = max(int(n - 1).bit_length(), 1)
+    if int(key.max()).bit_length() + row_bits <= 63:
+        packed = np.sort((key << row_bits) | np.arange(n, dtype=np.int64))
+        return (packed & ((1 << row_bits) - 1)).astype(np.intp), packed >> row_bits
+    order = np.argsort(key)
+    return order, key[order]
 
 
 def _top_k(

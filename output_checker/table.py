@@ -249,12 +249,7 @@ def _prepare(data: pd.DataFrame, request: TableRequest) -> _Columns:
         keep &= code >= 0
     values = _numeric(data, request.values, "value variable") if request.values else None
     weights = _numeric(data, request.weights, "weights") if request.weights else None
-    entity = None
-    if request.entity is not None:
-        entity_codes, _ = pd.factorize(data[request.entity])
-        if (entity_codes < 0).any():
-            raise InputError(f"entity column {request.entity!r} has missing values")
-        entity = entity_codes.astype(np.int64)
+    entity = None if request.entity is None else _entity_codes(data[request.entity])
     if weights is not None and (np.isnan(weights).any() or (weights <= 0).any()):
         raise InputError(f"weights column {request.weights!r} must be positive and non-missing")
     if not keep.all():
@@ -269,6 +264,20 @@ def _prepare(data: pd.DataFrame, request: TableRequest) -> _Columns:
     if values is not None and np.isnan(values).all():
         raise InputError(f"value variable {request.values!r} has no non-missing values")
     return _Columns(codes, levels, values, entity, weights)
+
+
+def _entity_codes(series: pd.Series) -> IntArray:
+    """Dense non-negative entity codes. Integer ids in a compact range are used as they are
+    (offset to start at 0), which avoids hashing millions of ids."""
+    if series.isna().any():
+        raise InputError(f"entity column {series.name!r} has missing values")
+    if pd.api.types.is_integer_dtype(series.dtype):
+        ids = series.to_numpy(dtype=np.int64)
+        low, high = int(ids.min()), int(ids.max())
+        if high - low < 4 * ids.shape[0] + 1024:
+            return ids - low
+    codes, _ = pd.factorize(series)
+    return codes.astype(np.int64)
 
 
 def _factorize(series: pd.Series) -> tuple[npt.NDArray[np.intp], list[Label]]:
