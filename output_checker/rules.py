@@ -197,8 +197,11 @@ def class_disclosure(table: LaidTable, params: Parameters) -> RuleResult:
 
 
 def zeros(table: LaidTable, params: Parameters) -> RuleResult:
-    """Non-structural empty cells: ``review`` by default, ``fail`` by policy (and in ACRO mode)."""
-    empty = (table.evidence.n_nonmissing == 0) & ~table.structural_zero
+    """Non-structural empty cells: ``review`` by default, ``fail`` by policy (and in ACRO mode,
+    where a 2-D cell is empty only when it has no rows at all)."""
+    ev = table.evidence
+    n = ev.n_rows if params.conventions == "acro" and table.request.columns else ev.n_nonmissing
+    empty = (n == 0) & ~table.structural_zero
     level = FAIL if params.zeros == "fail" else REVIEW
     return RuleResult("zero", _statuses(empty, level), {}, "empty cell (a zero may disclose)")
 
