@@ -72,7 +72,9 @@ def test_registry_names_only_existing_rules_and_covers_every_aggregation() -> No
             assert output_type in registry.OUTPUT_TYPES
             assert set(rule_ids) <= set(RULES), (conventions, output_type)
     for name in NAMES:
-        output_type = registry.output_type_of(Aggregation.parse(f"{name}(0.5)" if name == "quantile" else name))
+        output_type = registry.output_type_of(
+            Aggregation.parse(f"{name}(0.5)" if name == "quantile" else name)
+        )
         for conventions in registry.TABLE_RULES:
             assert registry.rules_for(output_type, conventions)
 

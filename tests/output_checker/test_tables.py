@@ -29,7 +29,9 @@ def cells(result: object) -> dict[tuple[tuple[object, ...], tuple[object, ...]],
 
 
 def test_margins_are_true_totals_per_entity(frame: pd.DataFrame) -> None:
-    result = check_table(frame, "region", "sex", values="income", aggfunc="sum", entity="person", margins=True)
+    result = check_table(
+        frame, "region", "sex", values="income", aggfunc="sum", entity="person", margins=True
+    )
     by = cells(result)
     assert by[(("All",), ("All",))]["value"] == pytest.approx(frame["income"].sum())
     # the total counts distinct people, not the sum of the cells' counts
@@ -55,13 +57,20 @@ def test_entity_ids_int_or_string_give_the_same_evidence(frame: pd.DataFrame) ->
     as_sparse = check_table(sparse, "region", values="income", aggfunc="mean", entity="person")
     reference = [c["evidence"] for c in as_int.to_dict()["cells"]]
     for other in (as_str, as_sparse):
-        for got, want in zip((c["evidence"] for c in other.to_dict()["cells"]), reference, strict=True):
+        for got, want in zip(
+            (c["evidence"] for c in other.to_dict()["cells"]), reference, strict=True
+        ):
             assert got["n_entities"] == want["n_entities"] and got["top"] == want["top"]
             assert got["total"] == pytest.approx(want["total"], rel=1e-12)  # summation order
 
 
 def test_structural_zero_passes_but_other_zeros_are_reviewed() -> None:
-    frame = pd.DataFrame({"sex": ["F"] * 30 + ["M"] * 30, "diagnosis": ["pregnancy"] * 12 + ["flu"] * 18 + ["flu"] * 30})
+    frame = pd.DataFrame(
+        {
+            "sex": ["F"] * 30 + ["M"] * 30,
+            "diagnosis": ["pregnancy"] * 12 + ["flu"] * 18 + ["flu"] * 30,
+        }
+    )
     frame["diagnosis"] = pd.Categorical(frame["diagnosis"], ["flu", "pregnancy", "measles"])
     plain = check_table(frame, "sex", "diagnosis")
     declared = check_table(frame, "sex", "diagnosis", structural_zeros=[("M", "pregnancy")])
@@ -73,7 +82,9 @@ def test_structural_zero_passes_but_other_zeros_are_reviewed() -> None:
 
 
 def test_weights_must_be_constant_within_an_entity() -> None:
-    frame = pd.DataFrame({"g": ["a"] * 4, "v": [1.0, 2, 3, 4], "w": [1.0, 2, 1, 1], "id": [1, 1, 2, 3]})
+    frame = pd.DataFrame(
+        {"g": ["a"] * 4, "v": [1.0, 2, 3, 4], "w": [1.0, 2, 1, 1], "id": [1, 1, 2, 3]}
+    )
     with pytest.raises(InputError, match="vary within an entity"):
         check_table(frame, "g", values="v", aggfunc="sum", entity="id", weights="w")
 
@@ -119,14 +130,23 @@ def test_mode_has_threshold_and_modal_share(frame: pd.DataFrame) -> None:
 
 
 def test_acro_mode_misses_what_canonical_catches(frame: pd.DataFrame) -> None:
-    tiny = pd.concat([frame, pd.DataFrame({"region": ["W"] * 3, "district": "d1", "sex": "F", "income": 1.0, "person": 1})])
+    tiny = pd.concat(
+        [
+            frame,
+            pd.DataFrame(
+                {"region": ["W"] * 3, "district": "d1", "sex": "F", "income": 1.0, "person": 1}
+            ),
+        ]
+    )
     canonical = check_table(tiny, "region", values="income", aggfunc="mode")
     acro = check_table(tiny, "region", values="income", aggfunc="mode", conventions="acro")
     assert canonical.status == Status.FAIL
     assert acro.status == Status.PASS  # ACRO runs no threshold on mode (spec §6)
 
 
-def test_rule_that_cannot_be_evaluated_reviews(frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rule_that_cannot_be_evaluated_reviews(
+    frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from output_checker import rules
 
     def broken(table: object, params: object) -> object:
