@@ -14,7 +14,7 @@ from typing import Any
 
 from output_checker.errors import InputError
 from output_checker.parameters import Parameters
-from output_checker.results import SCHEMA_ID, SCHEMA_VERSION
+from output_checker.results import envelope
 from output_checker.status import Status
 
 REFUSED_TYPES = {"microdata": "record-level data is not an output: use the data-release process"}
@@ -37,17 +37,20 @@ class FileResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA_ID,
-            "schema_version": SCHEMA_VERSION,
-            "kind": "file",
-            "output_type": self.output_type,
-            "status": self.status.label,
-            "summary": self.summary(),
-            "notes": [self.reason],
-            "created": self.created,
-            "parameters": self.parameters.to_dict(),
-            "output": {"format": self.path.suffix.lstrip(".") or "bin", "sha256": self.sha256,
-                       "name": self.path.name},
+            **envelope(
+                "file",
+                self.output_type,
+                self.status,
+                self.summary(),
+                [self.reason],
+                self.created,
+                self.parameters,
+            ),
+            "output": {
+                "format": self.path.suffix.lstrip(".") or "bin",
+                "sha256": self.sha256,
+                "name": self.path.name,
+            },
         }
 
 

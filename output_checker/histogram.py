@@ -21,7 +21,7 @@ import pandas as pd
 from output_checker import api
 from output_checker.errors import InputError
 from output_checker.parameters import Parameters
-from output_checker.results import SCHEMA_ID, SCHEMA_VERSION, json_scalar
+from output_checker.results import envelope, json_scalar
 from output_checker.status import Status, StatusArray
 
 DATA_EDGES_REASON = (
@@ -99,16 +99,16 @@ class HistogramResult:
             for i in range(self.counts.size)
         ]
         return {
-            "schema": SCHEMA_ID,
-            "schema_version": SCHEMA_VERSION,
-            "kind": "histogram",
-            "output_type": "histogram",
-            "status": self.status.label,
-            "summary": self.summary(),
-            "notes": list(self.notes),
-            "created": self.created,
+            **envelope(
+                "histogram",
+                "histogram",
+                self.status,
+                self.summary(),
+                self.notes,
+                self.created,
+                self.parameters,
+            ),
             "request": dict(self.request),
-            "parameters": self.parameters.to_dict(),
             "rules": {
                 "threshold": {
                     "description": f"fewer than {self.parameters.threshold} units in a bin",

@@ -19,7 +19,7 @@ from output_checker import api
 from output_checker.errors import InputError
 from output_checker.model_evidence import ModelEvidence, extract_evidence
 from output_checker.parameters import Parameters
-from output_checker.results import SCHEMA_ID, SCHEMA_VERSION, json_scalar
+from output_checker.results import envelope, json_scalar
 from output_checker.status import Status, worst
 
 # Output name -> whether it is a unit-level quantity (blocked outright, spec §2 and §5).
@@ -107,16 +107,16 @@ class ModelResult:
         """The results manifest record (kind "model", output type "regression")."""
         ev = self.evidence
         return {
-            "schema": SCHEMA_ID,
-            "schema_version": SCHEMA_VERSION,
-            "kind": "model",
-            "output_type": "regression",
-            "status": self.status.label,
-            "summary": self.summary(),
-            "notes": list(self.notes),
-            "created": self.created,
+            **envelope(
+                "model",
+                "regression",
+                self.status,
+                self.summary(),
+                self.notes,
+                self.created,
+                self.parameters,
+            ),
             "request": {"outputs": list(self.outputs)},
-            "parameters": self.parameters.to_dict(),
             "model": {
                 "class": ev.model_class,
                 "family": ev.family,

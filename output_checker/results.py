@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,29 @@ def json_scalar(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | pd.Timestamp):
         return value.isoformat()
     return str(value)
+
+
+def envelope(
+    kind: str,
+    output_type: str,
+    status: Status,
+    summary: str,
+    notes: Iterable[str],
+    created: str,
+    parameters: Parameters,
+) -> dict[str, Any]:
+    """The keys every manifest record starts with, whatever its kind (docs/manifest.md)."""
+    return {
+        "schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "output_type": output_type,
+        "status": status.label,
+        "summary": summary,
+        "notes": list(notes),
+        "created": created,
+        "parameters": parameters.to_dict(),
+    }
 
 
 @dataclass(frozen=True)
@@ -166,15 +190,16 @@ class TableResult:
             )
         counts = self.failing_counts()
         return {
-            "schema": SCHEMA_ID,
-            "schema_version": SCHEMA_VERSION,
-            "kind": "table",
-            "output_type": self.output_type,
+            **envelope(
+                "table",
+                self.output_type,
+                self.status,
+                self.summary(),
+                self.notes,
+                self.created,
+                self.parameters,
+            ),
             "statistic": request.aggregation.label,
-            "status": self.status.label,
-            "summary": self.summary(),
-            "notes": list(self.notes),
-            "created": self.created,
             "request": {
                 "index": list(request.index),
                 "columns": list(request.columns),
@@ -185,7 +210,6 @@ class TableResult:
                 "margins": request.margins,
                 "hierarchical": request.hierarchical,
             },
-            "parameters": self.parameters.to_dict(),
             "rules": {
                 name: {"description": r.description, "note": r.note, **counts[name]}
                 for name, r in self.rules.items()

@@ -22,7 +22,7 @@ import pandas as pd
 from output_checker import api
 from output_checker.errors import InputError
 from output_checker.parameters import Parameters
-from output_checker.results import SCHEMA_ID, SCHEMA_VERSION, json_scalar
+from output_checker.results import envelope, json_scalar
 from output_checker.status import Status
 
 ACRO_SURVIVAL_THRESHOLD = 10  # ACRO 1.0.2 hard-codes this; `survival_safe_threshold` is never read
@@ -80,16 +80,16 @@ class SurvivalResult:
         steps = _records(self.raw_steps, lists=("rules_failed",))
         protected = _records(self.protected)
         return {
-            "schema": SCHEMA_ID,
-            "schema_version": SCHEMA_VERSION,
-            "kind": "survival",
-            "output_type": "survival",
-            "status": self.status.label,
-            "summary": self.summary(),
-            "notes": list(self.notes),
-            "created": self.created,
+            **envelope(
+                "survival",
+                "survival",
+                self.status,
+                self.summary(),
+                self.notes,
+                self.created,
+                self.parameters,
+            ),
             "request": dict(self.request),
-            "parameters": self.parameters.to_dict(),
             "threshold": self.threshold,
             "groups": [{k: json_scalar(v) for k, v in g.items()} for g in self.groups],
             "protected": protected,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import shutil
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,21 +30,6 @@ ACRO_RECORD_KEYS = {
     "uid", "status", "type", "properties", "files", "outcome", "command", "summary",
     "timestamp", "comments", "exception", "fair",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def acro() -> Iterator[ModuleType]:
-    """ACRO, imported without letting its ``logging.basicConfig`` leak into other tests."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import acro as module
-    root.setLevel(level)
-    root.handlers[:] = handlers
-    for name in ("acro", "acro:records", "acro:summary"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    yield module
 
 
 def survey(seed: int = 5, n: int = 240) -> pd.DataFrame:

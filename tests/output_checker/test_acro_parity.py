@@ -11,9 +11,8 @@ not exercised. The A-cases of §12.5 are rebuilt from generated data with the sa
 
 from __future__ import annotations
 
-import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -33,22 +32,6 @@ CHECKS = {
     "zero": "PresenceOfZeroCheck",
 }
 Cells = set[tuple[int, int]]
-
-
-@pytest.fixture(scope="module")
-def acro() -> Iterator[ModuleType]:
-    """ACRO, imported without letting its ``logging.basicConfig`` leak into other tests."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import acro as module
-    root.setLevel(level)
-    root.handlers[:] = handlers
-    quiet = [logging.getLogger(n) for n in ("acro", "acro:records", "acro:summary")]
-    for logger in quiet:
-        logger.setLevel(logging.CRITICAL)
-    yield module
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -227,11 +228,12 @@ def test_all_missing_with_explicit_edges_draws_nothing() -> None:
 
 # ----- parity with ACRO 1.0.2 --------------------------------------------------------------------
 @pytest.mark.parity
-def test_bin_verdicts_match_acro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bin_verdicts_match_acro(
+    acro: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import acro
     import matplotlib.pyplot as plt
 
     monkeypatch.chdir(tmp_path)

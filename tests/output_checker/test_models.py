@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -305,9 +306,7 @@ def test_array_api_names_its_columns() -> None:
 
 # ----- ACRO parity (spec §12.5 A13, on generated data) ----------------------------------------
 @pytest.fixture
-def acro_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import acro  # parity only: the checker itself never imports ACRO
-
+def acro_session(acro: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(tmp_path)  # ACRO may write its outputs into the working directory
     session = acro.ACRO(suppress=False)
     monkeypatch.setattr(logging.getLogger("acro"), "disabled", True)
