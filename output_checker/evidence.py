@@ -3,6 +3,10 @@
 Pure numpy over integer cell ids; no Python loop per cell or per row. Contributions are
 aggregated per entity first (spec §1), so a person with several records counts once and their
 records' values are summed before any dominance rule sees them.
+
+Evidence of parts of the data that share no entity can be merged exactly (:func:`combine`),
+which lets the caller work through large data in chunks of bounded memory; and without
+entities, the evidence of totals follows from that of the cells below them (:func:`rollup`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class CellEvidence:
     top_weight: FloatArray
     minimum: FloatArray  # of non-missing row values; NaN for an empty cell
     maximum: FloatArray
+    value_sum: FloatArray  # signed sum of non-missing row values (the published sum)
+    weighted_value_sum: FloatArray
+    weight_sum: FloatArray  # sum of weights of the rows counted in n_nonmissing
 
     @property
     def n_cells(self) -> int:
@@ -79,50 +86,119 @@ def compute_evidence(
         depth: how many top contributions to keep (0 when no dominance rule needs them).
     """
     n_rows = np.bincount(cell, minlength=n_cells)
-    if values is None:
-        present = np.ones(cell.shape[0], dtype=bool)
-        row_values = np.ones(cell.shape[0])
+    if values is None:  # a frequency table: every row contributes 1
+        c, v, w = cell, np.ones(cell.shape[0]), weights
+        n_nonmissing = n_rows
+        minimum = maximum = np.where(n_rows > 0, 1.0, np.nan)
+        value_sum = n_rows.astype(np.float64)
+        present = None
     else:
         present = ~np.isnan(values)
-        row_values = values
-    all_present = bool(present.all())
-    c = cell if all_present else cell[present]
-    v = row_values if all_present else row_values[present]
-    w = None if weights is None else (weights if all_present else weights[present])
-    n_nonmissing = n_rows if values is None else np.bincount(c, minlength=n_cells)
-
-    minimum = np.full(n_cells, np.inf)
-    maximum = np.full(n_cells, -np.inf)
-    np.minimum.at(minimum, c, v)
-    np.maximum.at(maximum, c, v)
-    minimum[n_nonmissing == 0] = np.nan
-    maximum[n_nonmissing == 0] = np.nan
+        if present.all():
+            present = None
+        c = cell if present is None else cell[present]
+        v = values if present is None else values[present]
+        w = None if weights is None else (weights if present is None else weights[present])
+        n_nonmissing = np.bincount(c, minlength=n_cells)
+        minimum = np.full(n_cells, np.nan)
+        maximum = np.full(n_cells, np.nan)
+        np.fmin.at(minimum, c, v)
+        np.fmax.at(maximum, c, v)
+        value_sum = sum_by(c, v, n_cells)
+    if w is None:
+        weighted_value_sum, weight_sum = value_sum, n_nonmissing.astype(np.float64)
+    else:
+        weighted_value_sum, weight_sum = sum_by(c, v * w, n_cells), sum_by(c, w, n_cells)
 
     if entity is None:
         unit_cell, unit_value, unit_weight = c, v, w
     else:
-        e = entity if all_present else entity[present]
+        e = entity if present is None else entity[present]
         unit_cell, unit_value, unit_weight = _per_entity(c, e, v, w)
 
     magnitude = np.abs(unit_value)
-    weight_or_one = np.ones_like(magnitude) if unit_weight is None else unit_weight
     top_value, top_row = _top_k(unit_cell, magnitude, n_cells, depth)  # no loop when depth 0
-    top_weight = np.zeros_like(top_value)
     found = top_row >= 0
-    top_weight[found] = weight_or_one[top_row[found]]
+    total = sum_by(unit_cell, magnitude, n_cells)
+    if unit_weight is None:
+        top_weight, weighted_total = found.astype(np.float64), total
+    else:
+        top_weight = np.zeros_like(top_value)
+        top_weight[found] = unit_weight[top_row[found]]
+        weighted_total = sum_by(unit_cell, magnitude * unit_weight, n_cells)
 
     return CellEvidence(
         n_rows=n_rows.astype(np.int64),
         n_nonmissing=n_nonmissing.astype(np.int64),
         n_entities=np.bincount(unit_cell, minlength=n_cells).astype(np.int64),
         n_negative=np.bincount(unit_cell[unit_value < 0], minlength=n_cells).astype(np.int64),
-        total=sum_by(unit_cell, magnitude, n_cells),
-        weighted_total=sum_by(unit_cell, magnitude * weight_or_one, n_cells),
+        total=total,
+        weighted_total=weighted_total,
         top=top_value,
         top_weight=top_weight,
         minimum=minimum,
         maximum=maximum,
+        value_sum=value_sum,
+        weighted_value_sum=weighted_value_sum,
+        weight_sum=weight_sum,
     )
+
+
+def combine(a: CellEvidence, b: CellEvidence) -> CellEvidence:
+    """Evidence of the union of two parts of the data that share no entity."""
+    top, top_weight = _merge_top(
+        np.concatenate([a.top, b.top], axis=1),
+        np.concatenate([a.top_weight, b.top_weight], axis=1),
+        a.top.shape[1],
+    )
+    summed = {
+        name: getattr(a, name) + getattr(b, name)
+        for name in _FIELDS
+        if name not in ("top", "top_weight", "minimum", "maximum")
+    }
+    return CellEvidence(
+        **summed,
+        top=top,
+        top_weight=top_weight,
+        minimum=np.fmin(a.minimum, b.minimum),
+        maximum=np.fmax(a.maximum, b.maximum),
+    )
+
+
+def rollup(inner: CellEvidence, parent: npt.NDArray[np.intp], n_parents: int) -> CellEvidence:
+    """Evidence of totals from the evidence of the cells they add up, when every row is its own
+    entity (so no unit spans two cells): ``parent[i]`` is the total that cell ``i`` belongs to.
+    """
+    minimum = np.full(n_parents, np.nan)
+    maximum = np.full(n_parents, np.nan)
+    np.fmin.at(minimum, parent, inner.minimum)
+    np.fmax.at(maximum, parent, inner.maximum)
+    depth = inner.top.shape[1]
+    # The largest contributions of a total are among the largest of its cells. Padding (no
+    # unit: weight 0) ranks below a real contribution of 0.
+    candidates = np.where(inner.top_weight > 0, inner.top, -1.0).ravel()
+    top, where = _top_k(np.repeat(parent, depth), candidates, n_parents, depth)
+    top_weight = np.zeros_like(top)
+    found = (where >= 0) & (top >= 0)
+    top_weight[found] = inner.top_weight.ravel()[where[found]]
+    top = np.maximum(top, 0.0)
+    sums = {
+        name: np.bincount(parent, weights=getattr(inner, name), minlength=n_parents).astype(
+            getattr(inner, name).dtype
+        )
+        for name in _FIELDS
+        if name not in ("top", "top_weight", "minimum", "maximum")
+    }
+    return CellEvidence(**sums, top=top, top_weight=top_weight, minimum=minimum, maximum=maximum)
+
+
+def _merge_top(
+    values: FloatArray, weights: FloatArray, depth: int
+) -> tuple[FloatArray, FloatArray]:
+    """Per row, the ``depth`` largest of ``values`` (descending) and their weights; a real
+    contribution (weight > 0) ranks before padding of the same value."""
+    order = np.lexsort((-weights, -values), axis=1)[:, :depth]
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(weights, order, axis=1)
 
 
 def sum_by(cell: npt.NDArray[np.intp], weights: FloatArray, n_cells: int) -> FloatArray:
@@ -139,6 +215,12 @@ def _per_entity(
         return cell, empty, None if weights is None else empty
     n_entities = int(entity.max()) + 1
     key = cell.astype(np.int64) * n_entities + entity
+    n_keys = (int(cell.max()) + 1) * n_entities
+    if weights is None and n_keys <= 2 * key.shape[0] + 4096:
+        # few possible (cell, entity) pairs: count them directly instead of sorting
+        sums = sum_by(key.astype(np.intp, copy=False), values, n_keys)
+        occupied = np.flatnonzero(np.bincount(key, minlength=n_keys))
+        return (occupied // n_entities).astype(np.intp), sums[occupied], None
     order, sorted_key = _argsort_keys(key)
     starts = np.flatnonzero(np.concatenate(([True], sorted_key[1:] != sorted_key[:-1])))
     pair_cell = (sorted_key[starts] // n_entities).astype(np.intp)
