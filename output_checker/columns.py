@@ -44,14 +44,14 @@ class TableRequest:
 class Chunk:
     """Some rows, every one with all its classifying labels present."""
 
-    codes: list[npt.NDArray[np.intp]]
+    cells: npt.NDArray[np.intp]  # inner cell of each row, row-major over the variables' levels
     values: FloatArray | None
     entity: IntArray | None
     weights: FloatArray | None
 
     @property
     def n_rows(self) -> int:
-        return int(self.codes[0].shape[0])
+        return int(self.cells.shape[0])
 
 
 @dataclass(frozen=True)
@@ -67,30 +67,43 @@ class TableColumns:
     entity: npt.NDArray[np.integer[Any]] | None
     entity_offset: int
     weights: FloatArray | None
-    valid: npt.NDArray[np.bool_] | None  # rows whose labels are all present; None if all are
 
     @property
     def n_rows(self) -> int:
         return int(self.codes[0].shape[0])
 
-    def take(self, rows: Rows) -> Chunk:
-        """The given rows, without those missing a label, as arrays the evidence pass needs."""
-        keep = None if self.valid is None else self.valid[rows]
-        if keep is not None and keep.all():
-            keep = None
+    @property
+    def sizes(self) -> list[int]:
+        return [len(levels) for levels in self.levels]
 
-        def pick(array: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    def inner_cells(self, rows: Rows) -> npt.NDArray[np.intp]:
+        """The inner cell of each of ``rows``; -1 where a classifying label is missing."""
+        codes = [c[rows] for c in self.codes]
+        present = np.logical_and.reduce([c >= 0 for c in codes])
+        if present.all():
+            return np.ravel_multi_index(codes, self.sizes).astype(np.intp, copy=False)
+        cells = np.full(present.shape[0], -1, dtype=np.intp)
+        cells[present] = np.ravel_multi_index([c[present] for c in codes], self.sizes)
+        return cells
+
+    def take(self, rows: Rows) -> Chunk:
+        """The given rows, minus those missing a classifying label."""
+        cells = self.inner_cells(rows)
+        keep = cells >= 0
+        everything = bool(keep.all())
+
+        def pick(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
             part = array[rows]
-            return part if keep is None else part[keep]
+            return part if everything else part[keep]
 
         entity = None
         if self.entity is not None:
             entity = pick(self.entity).astype(np.int64) - self.entity_offset
         return Chunk(
-            codes=[pick(c).astype(np.intp) for c in self.codes],
-            values=None if self.values is None else pick(self.values),  # type: ignore[arg-type]
+            cells=cells if everything else cells[keep],
+            values=None if self.values is None else pick(self.values),
             entity=entity,
-            weights=None if self.weights is None else pick(self.weights),  # type: ignore[arg-type]
+            weights=None if self.weights is None else pick(self.weights),
         )
 
     def chunks(self, size: int) -> Iterator[Chunk]:
@@ -159,7 +172,6 @@ def prepare(data: pd.DataFrame, request: TableRequest) -> TableColumns:
         entity=entity,
         entity_offset=offset,
         weights=weights,
-        valid=None if valid.all() else valid,
     )
 
 

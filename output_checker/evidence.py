@@ -110,6 +110,23 @@ def compute_evidence(
     else:
         weighted_value_sum, weight_sum = sum_by(c, v * w, n_cells), sum_by(c, w, n_cells)
 
+    if values is None and depth == 0 and entity is not None:
+        # a frequency table without dominance rules needs only the distinct entities per cell
+        return CellEvidence(
+            n_rows=n_rows.astype(np.int64),
+            n_nonmissing=n_nonmissing.astype(np.int64),
+            n_entities=_distinct_per_cell(c, entity, n_cells),
+            n_negative=np.zeros(n_cells, dtype=np.int64),
+            total=value_sum,
+            weighted_total=weight_sum,
+            top=np.zeros((n_cells, 0)),
+            top_weight=np.zeros((n_cells, 0)),
+            minimum=minimum,
+            maximum=maximum,
+            value_sum=value_sum,
+            weighted_value_sum=weighted_value_sum,
+            weight_sum=weight_sum,
+        )
     if entity is None:
         unit_cell, unit_value, unit_weight = c, v, w
     else:
@@ -206,6 +223,34 @@ def sum_by(cell: npt.NDArray[np.intp], weights: FloatArray, n_cells: int) -> Flo
     return np.bincount(cell, weights=weights, minlength=n_cells).astype(np.float64, copy=False)
 
 
+def _pair_keys(cell: npt.NDArray[np.intp], entity: IntArray) -> tuple[IntArray, int, int]:
+    """One integer per (cell, entity) pair, the entity range, and the number of possible keys."""
+    n_entities = int(entity.max()) + 1
+    return (
+        cell.astype(np.int64) * n_entities + entity,
+        n_entities,
+        (int(cell.max()) + 1) * n_entities,
+    )
+
+
+def _dense(n_keys: int, n_rows: int) -> bool:
+    """Whether counting every possible key directly is cheaper than sorting the rows' keys."""
+    return n_keys <= 2 * n_rows + 4096
+
+
+def _distinct_per_cell(cell: npt.NDArray[np.intp], entity: IntArray, n_cells: int) -> IntArray:
+    """Number of distinct entities in each cell."""
+    if cell.shape[0] == 0:
+        return np.zeros(n_cells, dtype=np.int64)
+    key, n_entities, n_keys = _pair_keys(cell, entity)
+    if _dense(n_keys, key.shape[0]):
+        pairs = np.flatnonzero(np.bincount(key, minlength=n_keys))
+    else:
+        ordered = np.sort(key)
+        pairs = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    return np.bincount(pairs // n_entities, minlength=n_cells).astype(np.int64)
+
+
 def _per_entity(
     cell: npt.NDArray[np.intp], entity: IntArray, values: FloatArray, weights: FloatArray | None
 ) -> tuple[npt.NDArray[np.intp], FloatArray, FloatArray | None]:
@@ -213,10 +258,8 @@ def _per_entity(
     if cell.shape[0] == 0:
         empty = np.zeros(0)
         return cell, empty, None if weights is None else empty
-    n_entities = int(entity.max()) + 1
-    key = cell.astype(np.int64) * n_entities + entity
-    n_keys = (int(cell.max()) + 1) * n_entities
-    if weights is None and n_keys <= 2 * key.shape[0] + 4096:
+    key, n_entities, n_keys = _pair_keys(cell, entity)
+    if weights is None and _dense(n_keys, key.shape[0]):
         # few possible (cell, entity) pairs: count them directly instead of sorting
         sums = sum_by(key.astype(np.intp, copy=False), values, n_keys)
         occupied = np.flatnonzero(np.bincount(key, minlength=n_keys))

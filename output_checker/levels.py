@@ -39,8 +39,10 @@ def ravel(codes: list[npt.NDArray[np.intp]], sizes: list[int], n: int) -> npt.ND
     return np.ravel_multi_index(codes, sizes).astype(np.intp)
 
 
-def level_cells(chunk: Chunk, dims: Dims, sizes: list[int]) -> npt.NDArray[np.intp]:
-    return ravel([chunk.codes[d] for d in dims], [sizes[d] for d in dims], chunk.n_rows)
+def parents(sizes: list[int], dims: Dims) -> npt.NDArray[np.intp]:
+    """For every inner cell, the cell of the level keeping ``dims`` that it adds into."""
+    grid = np.indices(sizes, dtype=np.intp).reshape(len(sizes), -1)
+    return ravel([grid[d] for d in dims], [sizes[d] for d in dims], grid.shape[1])
 
 
 def evidence_by_level(
@@ -53,10 +55,11 @@ def evidence_by_level(
     """Evidence for each level (in the order given) from chunked passes over the rows."""
     full = tuple(range(len(sizes)))
     n_cells = {dims: prod(sizes[d] for d in dims) for dims in [full, *levels]}
+    lookup = {dims: parents(sizes, dims) for dims in levels if dims != full}
     chunk_rows = max(chunk_rows, 4 * n_cells[full])  # per-chunk work stays above per-cell work
 
     def evidence(chunk: Chunk, dims: Dims) -> CellEvidence:
-        cells = level_cells(chunk, dims, sizes)
+        cells = chunk.cells if dims == full else lookup[dims][chunk.cells]
         return compute_evidence(
             cells, n_cells[dims], chunk.values, chunk.entity, chunk.weights, depth
         )
@@ -64,20 +67,13 @@ def evidence_by_level(
     if cols.entity is None:
         inner = reduce(combine, (evidence(chunk, full) for chunk in cols.chunks(chunk_rows)))
         return [
-            inner if dims == full else rollup(inner, _parents(sizes, dims), n_cells[dims])
-            for dims in levels
+            inner if dims == full else rollup(inner, lookup[dims], n_cells[dims]) for dims in levels
         ]
     # Each part costs a scan of the entity column, so their number is capped: the memory of a
     # part then grows with the data, at about a third of a compact frame's size.
     n_parts = min(-(-cols.n_rows // chunk_rows), MAX_ENTITY_PARTS)
     per_part = ([evidence(chunk, dims) for dims in levels] for chunk in cols.entity_parts(n_parts))
     return reduce(lambda acc, part: list(map(combine, acc, part)), per_part)
-
-
-def _parents(sizes: list[int], dims: Dims) -> npt.NDArray[np.intp]:
-    """For every inner cell, the cell of the level keeping ``dims`` that it adds into."""
-    grid = np.indices(sizes, dtype=np.intp).reshape(len(sizes), -1)
-    return ravel([grid[d] for d in dims], [sizes[d] for d in dims], grid.shape[1])
 
 
 def displayed_values(
@@ -99,7 +95,8 @@ def displayed_values(
     assert rows.values is not None
     ok = ~np.isnan(rows.values)
     n_cells = evidence.n_cells
-    c, v = level_cells(rows, dims, sizes)[ok], rows.values[ok]
+    cells = rows.cells if len(dims) == len(sizes) else parents(sizes, dims)[rows.cells]
+    c, v = cells[ok], rows.values[ok]
     grouped = pd.Series(v).groupby(c)
     value = np.full(n_cells, np.nan)
     if agg.name in ("std", "var"):
