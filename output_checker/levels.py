@@ -46,13 +46,10 @@ def parents(sizes: list[int], dims: Dims) -> npt.NDArray[np.intp]:
 
 
 def evidence_by_level(
-    cols: TableColumns,
-    levels: list[Dims],
-    sizes: list[int],
-    depth: int,
-    chunk_rows: int = CHUNK_ROWS,
+    cols: TableColumns, levels: list[Dims], depth: int, chunk_rows: int = CHUNK_ROWS
 ) -> list[CellEvidence]:
     """Evidence for each level (in the order given) from chunked passes over the rows."""
+    sizes = cols.sizes
     full = tuple(range(len(sizes)))
     n_cells = {dims: prod(sizes[d] for d in dims) for dims in [full, *levels]}
     lookup = {dims: parents(sizes, dims) for dims in levels if dims != full}
@@ -77,7 +74,7 @@ def evidence_by_level(
 
 
 def displayed_values(
-    agg: Aggregation, cols: TableColumns, dims: Dims, sizes: list[int], evidence: CellEvidence
+    agg: Aggregation, cols: TableColumns, dims: Dims, evidence: CellEvidence
 ) -> tuple[FloatArray, IntArray | None]:
     """The value each cell of a level shows, and, for quantiles, extremes and modes, how many
     distinct units have exactly that value as their own."""
@@ -95,7 +92,7 @@ def displayed_values(
     assert rows.values is not None
     ok = ~np.isnan(rows.values)
     n_cells = evidence.n_cells
-    cells = rows.cells if len(dims) == len(sizes) else parents(sizes, dims)[rows.cells]
+    cells = rows.cells if len(dims) == len(cols.sizes) else parents(cols.sizes, dims)[rows.cells]
     c, v = cells[ok], rows.values[ok]
     grouped = pd.Series(v).groupby(c)
     value = np.full(n_cells, np.nan)

@@ -56,7 +56,7 @@ def lay_out(
 ) -> LaidTable:
     """Build the table. ``with_totals`` computes totals even when margins are not shown."""
     cols = prepare(data, request)
-    sizes = [len(levels) for levels in cols.levels]
+    sizes = cols.sizes
     n_inner = prod(sizes)
     if n_inner > max_cells:
         raise InputError(
@@ -77,14 +77,14 @@ def lay_out(
     levels = [
         tuple(d for d in range(len(sizes)) if mask >> d & 1) for mask in np.unique(level_of_cell)
     ]
-    parts = evidence_by_level(cols, levels, sizes, depth)
+    parts = evidence_by_level(cols, levels, depth)
     values: list[FloatArray] = []
     ties: list[IntArray] = []
     position = np.empty(grid.shape[0], dtype=np.intp)
     offset = 0
     for dims, evidence in zip(levels, parts, strict=True):
         level_sizes = [sizes[d] for d in dims]
-        value, tie = displayed_values(request.aggregation, cols, dims, sizes, evidence)
+        value, tie = displayed_values(request.aggregation, cols, dims, evidence)
         values.append(value)
         if tie is not None:
             ties.append(tie)

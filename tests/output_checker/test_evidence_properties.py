@@ -137,7 +137,7 @@ def test_chunked_passes_and_rollups_equal_one_pass(
     cols = prepare(frame, request)
     sizes = [len(levels) for levels in cols.levels]
     levels = [(0, 1), (0,), (1,), ()]
-    chunked = evidence_by_level(cols, levels, sizes, depth=3, chunk_rows=chunk)
+    chunked = evidence_by_level(cols, levels, depth=3, chunk_rows=chunk)
     chunked_cells = chunked[0].n_cells
     every = cols.take(slice(None))
     for dims, got in zip(levels, chunked, strict=True):
