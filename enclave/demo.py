@@ -6,10 +6,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from output_checker.manifest import write_json
-
 from enclave.synth.microdata import generate
 from output_checker import Status, check_table
+from output_checker.manifest import write_json
 
 
 def run_demo(rows: int, out_dir: Path, seed: int = 0) -> Iterator[str]:
