@@ -2,7 +2,7 @@
 
 The table is the Cartesian product of the levels of the index and column variables, plus total
 rows and columns. Every aggregation level (inner cells, row totals, column totals, subtotals,
-grand total) gets its evidence from one grouped pass over the rows, and the levels are then laid
+grand total) gets its evidence from :mod:`output_checker.levels`, and the levels are then laid
 onto one grid in pandas' display order ("All" last).
 """
 
