@@ -181,22 +181,22 @@ def normalise_outputs(outputs: str | Sequence[str]) -> tuple[str, ...]:
 
 
 # ----- checks: evidence + parameters -> verdict -----------------------------------------------
+def _at_least(name: str, label: str, value: float | None, threshold: int) -> ModelCheck:
+    """Fail when ``value`` is below ``threshold``; review when it could not be read."""
+    numbers = {label: value, "threshold": threshold}
+    if value is None:
+        return ModelCheck(name, Status.REVIEW, numbers, f"{label} could not be read")
+    if value < threshold:
+        return ModelCheck(name, Status.FAIL, numbers, f"{label} {value:g} < {threshold}")
+    return ModelCheck(name, Status.PASS, numbers)
+
+
 def _dof(ev: ModelEvidence, p: Parameters, _: tuple[str, ...]) -> ModelCheck:
-    numbers = {"df_resid": ev.df_resid, "threshold": p.dof_threshold}
-    if ev.df_resid is None:
-        return ModelCheck("dof", Status.REVIEW, numbers, "df_resid could not be read")
-    failed = ev.df_resid < p.dof_threshold
-    reason = f"df_resid {ev.df_resid:g} < {p.dof_threshold}" if failed else ""
-    return ModelCheck("dof", Status.FAIL if failed else Status.PASS, numbers, reason)
+    return _at_least("dof", "df_resid", ev.df_resid, p.dof_threshold)
 
 
 def _sample_size(ev: ModelEvidence, p: Parameters, _: tuple[str, ...]) -> ModelCheck:
-    numbers = {"nobs": ev.nobs, "threshold": p.threshold}
-    if ev.nobs is None:
-        return ModelCheck("sample_size", Status.REVIEW, numbers, "nobs could not be read")
-    failed = ev.nobs < p.threshold
-    reason = f"N {ev.nobs:g} < {p.threshold}" if failed else ""
-    return ModelCheck("sample_size", Status.FAIL if failed else Status.PASS, numbers, reason)
+    return _at_least("sample_size", "nobs", ev.nobs, p.threshold)
 
 
 def _level_count(ev: ModelEvidence, p: Parameters, _: tuple[str, ...]) -> ModelCheck:
