@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,13 @@ import pandas as pd
 
 from output_checker import registry
 from output_checker.aggregation import Aggregation
-from output_checker.errors import CheckerError, InputError, ParameterError
+from output_checker.errors import InputError, ParameterError
 from output_checker.io import read_data
 from output_checker.parameters import Parameters
 from output_checker.results import TableResult
 from output_checker.rules import RULES, RuleResult
 from output_checker.status import Status
 from output_checker.table import Label, TableRequest, lay_out
-
-PROTECT_UNAVAILABLE = (
-    "table protection (protect=True / --protect) is not available yet: it arrives with "
-    "secondary suppression; check without it and suppress nothing by hand"
-)
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -74,8 +70,6 @@ def check_table(
         ParameterError: invalid parameters or conventions.
     """
     params = resolve_parameters(conventions, parameters)
-    if protect:
-        raise CheckerError(PROTECT_UNAVAILABLE)
     aggregation = Aggregation.parse(aggfunc if values is not None or aggfunc else None)
     if values is not None and aggfunc is None:
         raise InputError("values given without an aggregation: pass aggfunc (e.g. 'mean')")
@@ -121,7 +115,7 @@ def check_table(
         results[rule_id] = result
         if result.note:
             notes.append(result.note)
-    return TableResult(
+    checked = TableResult(
         table=table,
         parameters=params,
         output_type=output_type,
@@ -129,3 +123,10 @@ def check_table(
         notes=tuple(notes),
         output_status=floor,
     )
+    if not protect:
+        return checked
+    from output_checker.protect import protect_table  # scipy's solvers load only when needed
+
+    shown_values = table.value[checked.shown]
+    protection = protect_table(table, shown_values, checked.primary, checked.protection_level)
+    return replace(checked, protection=protection)

@@ -65,6 +65,27 @@ def _parser() -> argparse.ArgumentParser:
         "--protect", action="store_true", help="apply secondary suppression (not available yet)"
     )
 
+    protect = sub.add_parser("protect", help="protect an already tabulated table (wide CSV)")
+    protect.add_argument("table", type=Path, help="wide CSV: row labels first, totals 'All'")
+    protect.add_argument(
+        "--primary",
+        type=Path,
+        required=True,
+        metavar="MASK.csv",
+        help="same-shaped CSV marking the unsafe cells with 1",
+    )
+    protect.add_argument(
+        "--upl", type=float, default=1.0, help="protection level of every primary (default 1)"
+    )
+    protect.add_argument("--total-label", default="All")
+    protect.add_argument("--json", type=Path, required=True, metavar="OUT")
+
+    audit = sub.add_parser("audit", help="audit a suppression pattern of a tabulated table")
+    audit.add_argument("table", type=Path, help="wide CSV: row labels first, totals 'All'")
+    audit.add_argument("--suppressed", type=Path, required=True, metavar="MASK.csv")
+    audit.add_argument("--total-label", default="All")
+    audit.add_argument("--json", type=Path, required=True, metavar="OUT")
+
     model = sub.add_parser("check-model", help="check a saved statsmodels result (.save())")
     model.add_argument("model", help="file written by statsmodels' result.save()")
     model.add_argument(
@@ -134,9 +155,23 @@ def _run(args: argparse.Namespace) -> _Checked:
     return model
 
 
+def _tabulated(args: argparse.Namespace) -> int:
+    from output_checker import tabulated
+
+    if args.command == "protect":
+        record = tabulated.protect_file(args.table, args.primary, args.upl, args.total_label)
+    else:
+        record = tabulated.audit_file(args.table, args.suppressed, args.total_label)
+    tabulated.write(args.json, record)
+    print(record["summary"])
+    return EXIT_PASS if record["status"] == "pass" else EXIT_NOT_PASSED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("protect", "audit"):
+            return _tabulated(args)
         result = _run(args)
         write_json(args.json, result.to_dict())
     except CheckerError as error:

@@ -7,7 +7,7 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,9 @@ from output_checker.parameters import Parameters
 from output_checker.rules import RuleResult
 from output_checker.status import Status, StatusArray
 from output_checker.table import LaidTable
+
+if TYPE_CHECKING:
+    from output_checker.protect import Protection
 
 SCHEMA_ID = "https://enclave.invalid/schemas/output-checker/manifest-v1.json"
 SCHEMA_VERSION = 1
@@ -58,6 +61,13 @@ def envelope(
     }
 
 
+def _interval(protection: Protection | None, pos: int) -> list[float] | None:
+    """The attacker's [lo, hi] for a suppressed cell, when an audit gave one."""
+    if protection is None or np.isnan(protection.lo[pos]):
+        return None
+    return [float(protection.lo[pos]), float(protection.hi[pos])]
+
+
 @dataclass(frozen=True)
 class TableResult:
     """The verdict on one table. ``to_dict()`` is the manifest record the CLI writes."""
@@ -68,6 +78,7 @@ class TableResult:
     rules: dict[str, RuleResult]
     notes: tuple[str, ...] = ()  # output-level reasons (unknown type, rule not evaluable...)
     output_status: Status = Status.PASS  # output-level floor, before cell verdicts
+    protection: Protection | None = None  # the suppression pattern, when protection was asked
     created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
     # ----- per-cell verdicts (over the cells the output shows) -------------------------------
@@ -89,8 +100,19 @@ class TableResult:
 
     @property
     def status(self) -> Status:
-        cells = self.cell_status
-        return max(Status(int(cells.max())) if cells.size else Status.PASS, self.output_status)
+        """Worst verdict over the cells published; suppressed cells are not published."""
+        cells, floor = self.cell_status, self.output_status
+        if self.protection is not None:
+            cells = cells[~self.protection.suppressed]
+            floor = max(floor, self.protection.status)
+        return max(Status(int(cells.max())) if cells.size else Status.PASS, floor)
+
+    @property
+    def suppressed(self) -> npt.NDArray[np.bool_]:
+        """Shown cells withheld from publication (none unless protection was asked)."""
+        if self.protection is None:
+            return np.zeros(self.shown.shape[0], dtype=bool)
+        return self.protection.suppressed
 
     @property
     def protection_level(self) -> npt.NDArray[np.float64]:
@@ -112,15 +134,14 @@ class TableResult:
 
     # ----- presentations ---------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
-        """The table as pandas would show it (rows × columns, "All" for totals)."""
+        """The table as pandas would show it (rows × columns, "All" for totals); suppressed
+        cells are missing values, as the table would be published."""
         t, shown = self.table, self.shown
         request = t.request
         # shown cells always form a rectangle: shown rows × shown columns, row-major
         rows = list(dict.fromkeys(t.cell_row[shown].tolist()))
         cols = list(dict.fromkeys(t.cell_col[shown].tolist()))
-        values = t.value[shown].reshape(len(rows), len(cols))
-        if request.aggregation.name == "count" and request.weights is None:
-            values = values.astype(np.int64)
+        values = np.where(self.suppressed, np.nan, t.value[shown]).reshape(len(rows), len(cols))
         index = pd.MultiIndex.from_tuples([t.row_labels[r] for r in rows], names=request.index)
         if request.columns:
             columns: pd.Index = pd.MultiIndex.from_tuples(
@@ -129,6 +150,8 @@ class TableResult:
         else:
             columns = pd.Index([request.aggregation.label])
         frame = pd.DataFrame(values, index=index, columns=columns)
+        if request.aggregation.name == "count" and request.weights is None:
+            frame = frame.astype("Int64")  # counts stay integers; a suppressed count is <NA>
         if len(request.index) == 1:
             frame.index = frame.index.get_level_values(0)
         if len(request.columns) == 1:
@@ -147,6 +170,8 @@ class TableResult:
         ev = t.evidence
         has_values = request.values is not None
         protection = self.protection_level
+        suppressed = self.suppressed
+        p = self.protection
         cells = []
         for pos, i in enumerate(shown.tolist()):
             checks: dict[str, Any] = {}
@@ -180,8 +205,8 @@ class TableResult:
                     "status": Status(int(statuses[pos])).label,
                     "rules_failed": failed,
                     "primary": bool(statuses[pos] == Status.FAIL),
-                    "suppressed": False,
-                    "interval": None,
+                    "suppressed": bool(suppressed[pos]),
+                    "interval": _interval(p, pos),
                     "total": bool(t.is_total[i]),
                     "protection_level": json_scalar(protection[pos]) if failed else None,
                     "evidence": evidence,
@@ -215,14 +240,14 @@ class TableResult:
                 for name, r in self.rules.items()
             },
             "cells": cells,
-            "suppression": None,
+            "suppression": None if p is None else p.to_dict(),
             "output": {"format": "csv", "sha256": self.output_sha256()},
         }
 
     def summary(self) -> str:
         """One line a researcher can act on."""
         counts = {k: v for k, v in self.failing_counts().items() if v["fail"] or v["review"]}
-        if not counts and not self.notes:
+        if not counts and not self.notes and self.protection is None:
             return f"{self.status.label}: all {self.shown.size} cells pass"
         parts = [
             f"{name}: {c['fail']} fail" + (f", {c['review']} review" if c["review"] else "")
@@ -230,4 +255,9 @@ class TableResult:
             else f"{name}: {c['review']} review"
             for name, c in counts.items()
         ]
+        if self.protection is not None:  # the verdicts describe the table before suppression
+            parts = [
+                self.protection.reason,
+                *(["before suppression: " + ", ".join(parts)] if parts else []),
+            ]
         return f"{self.status.label}: " + "; ".join([*parts, *self.notes])

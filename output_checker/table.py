@@ -35,6 +35,9 @@ class LaidTable:
     request: TableRequest
     row_labels: list[tuple[Label, ...]]
     col_labels: list[tuple[Label, ...]]
+    row_keys: npt.NDArray[np.intp]  # level code per row variable; the level count means "All"
+    col_keys: npt.NDArray[np.intp]
+    sizes: list[int]  # number of levels of each index, then each column, variable
     cell_row: npt.NDArray[np.intp]
     cell_col: npt.NDArray[np.intp]
     is_total: npt.NDArray[np.bool_]
@@ -104,6 +107,9 @@ def lay_out(
         request=request,
         row_labels=_labels(row_keys, cols.levels[:p]),
         col_labels=_labels(col_keys, cols.levels[p:]),
+        row_keys=row_keys,
+        col_keys=col_keys,
+        sizes=sizes,
         cell_row=cell_row,
         cell_col=cell_col,
         is_total=is_total,

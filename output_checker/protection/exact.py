@@ -97,7 +97,11 @@ def prepare(
     if any(not prim[cell] for cell, _ in explicit):
         raise InputError("scenario: its cell is not a primary")
     chosen = tuple(dict.fromkeys([*found, *explicit]))
-    return Problem(model, a, prim, up, lp, cost, lo, hi, chosen, tolerance(a))
+    tol = tolerance(a)
+    # A level below the audit's tolerance could never be told apart from exact disclosure;
+    # raising it to twice the tolerance keeps the cut loop and the final audit in agreement.
+    up, lp = np.maximum(up, 2 * tol), np.maximum(lp, 2 * tol)
+    return Problem(model, a, prim, up, lp, cost, lo, hi, chosen, tol)
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,14 @@ class ProtectionResult:
     @property
     def secondary(self) -> BoolArray:
         return np.asarray(self.suppressed & ~self.primary, dtype=bool)
+
+    def summary(self) -> str:
+        """One line: what was suppressed and whether the audit protects every primary."""
+        return self.reason or (
+            f"{int(self.primary.sum())} primary and {int(self.secondary.sum())} secondary "
+            f"cells suppressed ({self.method}, {self.rounds} rounds); every primary passes "
+            "the audit"
+        )
 
     def to_dict(self, model: TableModel | None = None) -> dict[str, Any]:
         """JSON-able summary: status, pattern, cost, rounds and every audited interval."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from output_checker import CheckerError, InputError, ParameterError, Parameters, check_table
+from output_checker import InputError, ParameterError, Parameters, check_table
 from output_checker.cli import main
 
 
@@ -76,11 +76,6 @@ def test_cell_limit(frame: pd.DataFrame) -> None:
         check_table(frame, "a", "b", parameters=Parameters(max_cells=3))
 
 
-def test_protect_is_refused_until_available(frame: pd.DataFrame) -> None:
-    with pytest.raises(CheckerError, match="not available yet"):
-        check_table(frame, "a", protect=True)
-
-
 def test_known_callables_are_checked_like_their_names(frame: pd.DataFrame) -> None:
     by_callable = check_table(frame, "a", "b", values="income", aggfunc=np.mean).to_dict()
     by_name = check_table(frame, "a", "b", values="income", aggfunc="mean").to_dict()
@@ -117,7 +112,6 @@ def _csv(frame: pd.DataFrame, tmp_path: Path) -> Path:
         (["--index", "nope"], "column(s) not in data.csv: 'nope'"),
         (["--index", "a", "--values", "name", "--agg", "mean"], "is not numeric"),
         (["--index", "a", "--values", "income", "--agg", "mode(2)"], "unsupported aggregation"),
-        (["--index", "a", "--protect"], "not available yet"),
         (["--index", "a", "--values", "blank", "--agg", "mean"], "no non-missing values"),
     ],
 )

@@ -1,0 +1,117 @@
+"""Secondary suppression of a checked table: from its verdicts to a protected, audited pattern.
+
+The bridge between :mod:`output_checker.table` and :mod:`output_checker.protection`. Counts and
+sums are protected as they are; a mean through its underlying sum table (spec §10.1), so the
+audit intervals of a mean table are on the sum scale. Other statistics are not linear in their
+cells, so subtraction cannot recover them: their failing cells are suppressed on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from output_checker.evidence import FloatArray
+from output_checker.protection import ProtectionResult, TableModel, protect
+from output_checker.status import Status
+from output_checker.table import LaidTable
+
+ADDITIVE = {"count": "count", "sum": "sum", "mean": "sum"}
+
+
+@dataclass(frozen=True)
+class Protection:
+    """The suppression pattern of a table's shown cells and each suppressed cell's interval."""
+
+    suppressed: npt.NDArray[np.bool_]
+    lo: FloatArray  # NaN where not suppressed or not audited
+    hi: FloatArray
+    status: Status
+    reason: str
+    scale: str | None  # the additive statistic protected ("count", "sum"); None: not linear
+    result: ProtectionResult | None = None
+    model: TableModel | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "status": self.status.label,
+            "reason": self.reason,
+            "scale": self.scale,
+            "suppressed": int(self.suppressed.sum()),
+        }
+        if self.result is not None:
+            summary |= self.result.to_dict(self.model)
+        return summary
+
+
+def protect_table(
+    table: LaidTable,
+    shown_values: FloatArray,
+    primary: npt.NDArray[np.bool_],
+    protection_level: FloatArray,
+) -> Protection:
+    """Suppress the primary cells of the shown table and enough others to protect them."""
+    n = primary.shape[0]
+    scale = ADDITIVE.get(table.request.aggregation.name)
+    if scale is None or not primary.any():
+        reason = (
+            "no cell needs protection"
+            if not primary.any()
+            else (
+                f"{table.request.aggregation.label} is not additive: failing cells suppressed alone"
+            )
+        )
+        nan = np.full(n, np.nan)
+        return Protection(primary.copy(), nan, nan.copy(), Status.PASS, reason, scale)
+    shown = np.flatnonzero(table.shown)
+    mean = table.request.aggregation.name == "mean"
+    values = table.evidence.weighted_value_sum[shown] if mean else shown_values
+    model = model_of(table)
+    bounds: dict[str, Any] = {}
+    if (values < 0).any():  # no natural lower bound: the absolute total bounds every cell
+        limit = float(table.evidence.total.max())
+        bounds = {"lower": -limit, "upper": limit}
+    # every primary gets at least exact-disclosure protection (a level of one unit)
+    level = np.maximum(protection_level, 1.0)
+    result = protect(model, values, primary, level, level, **bounds)
+    lo = np.full(n, np.nan)
+    hi = np.full(n, np.nan)
+    lo[result.audit.cells] = result.audit.lo
+    hi[result.audit.cells] = result.audit.hi
+    return Protection(
+        result.suppressed, lo, hi, result.status, result.summary(), scale, result, model
+    )
+
+
+def model_of(table: LaidTable) -> TableModel:
+    """The shown table as a two-dimensional model: rows and columns, each with its totals."""
+    shown = np.flatnonzero(table.shown)
+    rows = np.unique(table.cell_row[shown])
+    cols = np.unique(table.cell_col[shown])
+    p = len(table.request.index)
+    return TableModel.from_dimensions(
+        [range(rows.size), range(cols.size)],
+        [
+            _hierarchy(table.row_keys[rows], table.sizes[:p]),
+            _hierarchy(table.col_keys[cols], table.sizes[p:]),
+        ],
+    )
+
+
+def _hierarchy(keys: npt.NDArray[np.intp], sizes: list[int]) -> dict[int, list[int]]:
+    """Parent → children among ``keys``: a total's children are the keys of the next finer
+    level present (the inner keys under pandas margins; the next subtotal when hierarchical)
+    that share its leading codes."""
+    if not sizes:
+        return {}
+    depth = (keys < np.asarray(sizes)).cumprod(axis=1).sum(axis=1)  # leading non-"All" codes
+    hierarchy: dict[int, list[int]] = {}
+    for parent in np.flatnonzero(depth < len(sizes)).tolist():
+        level = int(depth[parent])
+        finer = depth[depth > level].min()
+        same = (keys[:, :level] == keys[parent, :level]).all(axis=1)
+        hierarchy[parent] = np.flatnonzero(same & (depth == finer)).tolist()
+    return hierarchy
