@@ -151,7 +151,8 @@ class TableResult:
             columns = pd.Index([request.aggregation.label])
         frame = pd.DataFrame(values, index=index, columns=columns)
         if request.aggregation.name == "count" and request.weights is None:
-            frame = frame.astype("Int64")  # counts stay integers; a suppressed count is <NA>
+            # counts stay integers; a suppressed count is <NA>
+            frame = frame.astype("Int64" if self.suppressed.any() else np.int64)
         if len(request.index) == 1:
             frame.index = frame.index.get_level_values(0)
         if len(request.columns) == 1:
