@@ -150,3 +150,17 @@ def test_cli_protect_bad_tables_exit_2(
     assert main(["protect", str(table), "--primary", str(primary), "--json", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_hierarchical_subtotals_are_protected_too() -> None:
+    cohort = generate(400, seed=5, n_levels=3)
+    result = check_table(cohort, ["cat_a", "cat_b"], "cat_c", hierarchical=True, protect=True)
+    protection = result.protection
+    assert protection is not None and protection.result is not None
+    assert protection.status == Status.PASS and protection.result.protected.all()
+    model = model_of(result.table)
+    # one relation per subtotal (3 regions and the grand total) and column, and one per row
+    assert model.constraints().shape[0] == 4 * 4 + len(model.codes[0])
+    table = result.to_frame()
+    subtotal = cohort[cohort["cat_a"] == "a00"].groupby("cat_c", observed=False).size()
+    assert (table.loc[("a00", "All")].drop("All").to_numpy() == subtotal.to_numpy()).all()
