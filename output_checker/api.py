@@ -127,6 +127,5 @@ def check_table(
         return checked
     from output_checker.protect import protect_table  # scipy's solvers load only when needed
 
-    shown_values = table.value[checked.shown]
-    protection = protect_table(table, shown_values, checked.primary, checked.protection_level)
+    protection = protect_table(table, checked.primary, checked.protection_level, params)
     return replace(checked, protection=protection)

@@ -50,6 +50,9 @@ class Parameters:
     max_saturation: float | None = 0.33
     max_cells: int = 1_000_000
     rounding_base: int = 5
+    frequency_range: float = 0.0  # % of a cell's value protecting threshold/class failures
+    suppression_costs: Literal["value", "unity", "frequency", "log"] = "value"
+    singleton_audit: bool = False  # also audit against contributors who know their own cell
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -134,8 +137,12 @@ def _at_least_as_strict(name: str, new: Any, old: Any) -> bool:
             return old is None or (new is not None and new[0] / new[1] >= old[0] / old[1])
         case "weights_mode":
             return bool(new == "replicate")
-        case "max_cells" | "rounding_base":
-            return True  # operational limits, not disclosure protection
+        case "frequency_range":
+            return bool(new >= old)
+        case "singleton_audit":
+            return bool(new)
+        case "max_cells" | "rounding_base" | "suppression_costs":
+            return True  # operational choices, not disclosure protection
     return False
 
 
@@ -161,6 +168,12 @@ def _validate(p: Parameters) -> None:
         ),
         ("max_cells", p.max_cells >= 1, "an integer >= 1"),
         ("rounding_base", p.rounding_base >= 1, "an integer >= 1"),
+        ("frequency_range", 0 <= p.frequency_range < 100, "a percentage in [0, 100)"),
+        (
+            "suppression_costs",
+            p.suppression_costs in ("value", "unity", "frequency", "log"),
+            "'value', 'unity', 'frequency' or 'log'",
+        ),
         ("pq", p.pq is None or (0 < p.pq[0] < p.pq[1]), "a pair (p, q) with 0 < p < q"),
     ]
     for rule in p.nk_rules:

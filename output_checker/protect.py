@@ -15,7 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from output_checker.evidence import FloatArray
+from output_checker.parameters import Parameters
 from output_checker.protection import ProtectionResult, TableModel, protect
+from output_checker.protection.exact import TOTAL_COST_FACTOR
+from output_checker.rules import protection_scale
 from output_checker.status import Status
 from output_checker.table import LaidTable
 
@@ -49,9 +52,9 @@ class Protection:
 
 def protect_table(
     table: LaidTable,
-    shown_values: FloatArray,
     primary: npt.NDArray[np.bool_],
     protection_level: FloatArray,
+    params: Parameters,
 ) -> Protection:
     """Suppress the primary cells of the shown table and enough others to protect them."""
     n = primary.shape[0]
@@ -67,8 +70,7 @@ def protect_table(
         nan = np.full(n, np.nan)
         return Protection(primary.copy(), nan, nan.copy(), Status.PASS, reason, scale)
     shown = np.flatnonzero(table.shown)
-    mean = table.request.aggregation.name == "mean"
-    values = table.evidence.weighted_value_sum[shown] if mean else shown_values
+    values = protection_scale(table)[shown]
     model = model_of(table)
     bounds: dict[str, Any] = {}
     if (values < 0).any():  # no natural lower bound: the absolute total bounds every cell
@@ -76,7 +78,17 @@ def protect_table(
         bounds = {"lower": -limit, "upper": limit}
     # every primary gets at least exact-disclosure protection (a level of one unit)
     level = np.maximum(protection_level, 1.0)
-    result = protect(model, values, primary, level, level, **bounds)
+    singletons = table.evidence.n_entities[shown] == 1 if params.singleton_audit else None
+    result = protect(
+        model,
+        values,
+        primary,
+        level,
+        level,
+        costs=_costs(params.suppression_costs, model, values, table.evidence.n_entities[shown]),
+        singletons=singletons,
+        **bounds,
+    )
     lo = np.full(n, np.nan)
     hi = np.full(n, np.nan)
     lo[result.audit.cells] = result.audit.lo
@@ -84,6 +96,20 @@ def protect_table(
     return Protection(
         result.suppressed, lo, hi, result.status, result.summary(), scale, result, model
     )
+
+
+def _costs(
+    kind: str, model: TableModel, values: FloatArray, entities: npt.NDArray[np.int64]
+) -> FloatArray:
+    """Cost of suppressing each cell (spec §10.3): its value by default, or one per cell, its
+    contributors, or log(1 + value); totals always cost far more than inner cells."""
+    base = {
+        "value": np.abs(values),
+        "unity": np.ones_like(values),
+        "frequency": entities.astype(np.float64),
+        "log": np.log1p(np.abs(values)),
+    }[kind]
+    return base + np.where(model.is_total, TOTAL_COST_FACTOR * max(1.0, float(base.max())), 0.0)
 
 
 def model_of(table: LaidTable) -> TableModel:

@@ -45,6 +45,20 @@ def _contributors(table: LaidTable) -> npt.NDArray[np.int64]:
     return table.evidence.n_entities
 
 
+def protection_scale(table: LaidTable) -> FloatArray:
+    """Cell values on the scale table protection works on: a mean through its sum."""
+    if table.request.aggregation.name == "mean":
+        return table.evidence.weighted_value_sum
+    return table.value
+
+
+def _frequency_level(table: LaidTable, params: Parameters) -> FloatArray:
+    """Protection level for threshold and class failures: one unit (exact disclosure), or
+    tau-Argus's range: a percentage of the cell's value, if larger."""
+    scale = np.nan_to_num(np.abs(protection_scale(table)))
+    return np.maximum(1.0, params.frequency_range / 100 * scale)
+
+
 def threshold(table: LaidTable, params: Parameters) -> RuleResult:
     """Minimum frequency: unsafe iff 0 < N < T (canonical) or n < T (ACRO, empty cells too)."""
     ev, t = table.evidence, params.threshold
@@ -60,7 +74,7 @@ def threshold(table: LaidTable, params: Parameters) -> RuleResult:
         _statuses(unsafe),
         {"n": n},
         f"fewer than {t} contributors",
-        protection=np.where(unsafe, 1.0, 0.0),
+        protection=np.where(unsafe, _frequency_level(table, params), 0.0),
     )
 
 
@@ -192,7 +206,7 @@ def class_disclosure(table: LaidTable, params: Parameters) -> RuleResult:
         _statuses(unsafe),
         {"share": share},
         f"more than {share_limit:.0%} of a group in one cell",
-        protection=np.where(unsafe, 1.0, 0.0),
+        protection=np.where(unsafe, _frequency_level(table, params), 0.0),
     )
 
 

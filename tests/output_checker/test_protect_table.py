@@ -164,3 +164,49 @@ def test_hierarchical_subtotals_are_protected_too() -> None:
     table = result.to_frame()
     subtotal = cohort[cohort["cat_a"] == "a00"].groupby("cat_c", observed=False).size()
     assert (table.loc[("a00", "All")].drop("All").to_numpy() == subtotal.to_numpy()).all()
+
+
+def test_protection_parameters(cohort: pd.DataFrame) -> None:
+    from output_checker import Parameters
+
+    plain = check_table(cohort, "cat_a", "cat_b", margins=True, protect=True)
+    ranged = check_table(
+        cohort, "cat_a", "cat_b", margins=True, protect=True,
+        parameters=Parameters(frequency_range=50.0),
+    )  # fmt: skip
+    level = ranged.protection_level[ranged.primary]
+    values = ranged.table.value[ranged.shown][ranged.primary]
+    assert np.allclose(level, np.maximum(1.0, 0.5 * values))
+    assert ranged.protection is not None and ranged.protection.status == Status.PASS
+    assert ranged.suppressed.sum() >= plain.suppressed.sum()
+    unity = check_table(
+        cohort, "cat_a", "cat_b", margins=True, protect=True,
+        parameters=Parameters(suppression_costs="unity"),
+    )  # fmt: skip
+    assert unity.protection is not None and unity.protection.status == Status.PASS
+    assert unity.suppressed.sum() <= plain.suppressed.sum()  # fewest cells, not least value
+    with pytest.raises(Exception, match="suppression_costs"):
+        Parameters(suppression_costs="random")  # type: ignore[arg-type]
+
+
+def test_singleton_aware_audit_adds_attacker_scenarios() -> None:
+    from output_checker import Parameters
+
+    rng = np.random.default_rng(4)
+    sizes = {("r1", "c1"): 1, ("r1", "c2"): 3}  # a singleton beside another unsafe cell
+    rows = [
+        (r, c, float(v))
+        for r in ("r1", "r2", "r3")
+        for c in ("c1", "c2", "c3")
+        for v in rng.integers(10, 100, sizes.get((r, c), 15))
+    ]
+    cohort = pd.DataFrame(rows, columns=["cat_a", "cat_b", "income"])
+
+    result = check_table(
+        cohort, "cat_a", "cat_b", values="income", aggfunc="sum", margins=True, protect=True,
+        parameters=Parameters(singleton_audit=True),
+    )  # fmt: skip
+    protection = result.protection
+    assert protection is not None and protection.result is not None
+    assert protection.result.scenarios  # singletons share relations with primaries here
+    assert all(s.protected for s in protection.result.scenarios)
