@@ -2,10 +2,11 @@
 
 Published cells are fixed at their values; suppressed cells are free within their a-priori
 bounds, subject to the table's relations. For every suppressed cell the attacker's feasibility
-interval [lo, hi] comes from two LPs (min and max of that cell), solved with HiGHS through
-``scipy.optimize.linprog``. Only the suppressed cells are variables and only the relations that
-touch them are rows, split into independent blocks, so an LP's size follows the pattern, not
-the table.
+interval [lo, hi] comes from two LPs (min and max of that cell), solved with HiGHS (``highspy``).
+Only the suppressed cells are variables and only the relations that touch them are rows, split
+into independent blocks (cells linked through relations), so an LP's size follows the pattern,
+not the table. Each block's LP is built once and kept: a request only changes one cost, and
+HiGHS starts from the previous basis, so most solves take a few pivots (spec §10.4).
 """
 
 from __future__ import annotations
@@ -15,18 +16,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import highspy
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
 from output_checker.errors import InputError
 from output_checker.protection.model import BoolArray, FloatArray, IntArray, TableModel
 
 LP_TOL = 1e-7  # relative to max(1, largest absolute value in the table)
-BATCH_LPS = 64  # LPs solved together as one block-diagonal LP...
-BATCH_VARS = 1000  # ...of at most this many variables
 Scenario = tuple[int, tuple[int, ...]]  # (primary cell, cells whose values the attacker knows)
 
 
@@ -120,6 +119,8 @@ class AttackerLP:
         self.bounds = np.column_stack([lower[self.cells], upper[self.cells]])
         self.position = np.full(values.shape[0], -1, dtype=np.intp)
         self.position[self.cells] = np.arange(self.cells.shape[0])
+        self.values = values
+        self._models: dict[int, Any] = {}
 
     @cached_property
     def _blocks(self) -> tuple[IntArray, int]:
@@ -149,60 +150,93 @@ class AttackerLP:
         """Minimum (or maximum) of a free cell's value; raises InputError for a fixed cell."""
         return self.solve_many(np.array([cell]), np.array([maximise]))[0]
 
-    def solve_many(self, cells: IntArray, maximise: BoolArray) -> list[Bound]:
+    def solve_many(
+        self, cells: IntArray, maximise: BoolArray, goal: FloatArray | None = None
+    ) -> list[Bound]:
         """One bound per (cell, direction) request, in request order.
 
-        Requests on one block are solved together as one block-diagonal LP (its copies are
-        independent, so each copy's optimum and duals are those of its own LP): this saves
-        the per-call cost of ``linprog``, which dominates on small LPs."""
+        Every solution found is a point the attacker cannot rule out, so the extremes seen so
+        far bound each optimum from inside. A request whose cell has already been seen at its
+        ``goal`` (≥ for a maximum, ≤ for a minimum) is answered with that value and zero duals
+        without an LP; by default the goal is the cell's a-priori bound, which makes the
+        answer the exact optimum. Raises InputError for a cell that is not free."""
         pos = self.position[np.asarray(cells, dtype=np.intp)]
         if (pos < 0).any():
             raise InputError("the attacker LP was asked about a cell that is not free")
         flags = np.asarray(maximise, dtype=bool)
-        if not pos.size:
-            return []
-        block = self._blocks[0][pos]
-        out: list[Bound] = [Bound(np.nan, np.zeros(self.n_rows), False)] * pos.shape[0]
-        order = np.argsort(block, kind="stable")
-        bounds_ = np.searchsorted(block[order], np.unique(block), side="right")
-        for group in np.split(order, bounds_[:-1]):
-            n_vars = self._block_parts[int(block[group[0]])][0].shape[0]
-            size = max(1, min(BATCH_LPS, BATCH_VARS // max(n_vars, 1)))
-            for start in range(0, group.shape[0], size):
-                chunk = group[start : start + size]
-                found = self._solve_batch(int(block[chunk[0]]), pos[chunk], flags[chunk])
-                for i, bound in zip(chunk, found, strict=True):
-                    out[i] = bound
+        target = (
+            self.bounds[pos, flags.astype(np.intp)]
+            if goal is None
+            else np.asarray(goal, dtype=np.float64)
+        )
+        labels = self._blocks[0]
+        out: list[Bound] = []
+        for p, up, want in zip(pos, flags, target, strict=True):
+            seen = self._seen[1 if up else 0]
+            reached = seen[p] >= want if up else seen[p] <= want
+            if reached:
+                out.append(Bound(float(seen[p]), np.zeros(self.n_rows), True))
+            else:
+                out.append(self._solve_one(int(labels[p]), int(p), bool(up)))
         return out
 
-    def _solve_batch(self, block: int, pos: IntArray, maximise: BoolArray) -> list[Bound]:
-        cols, rows, a_eq = self._block_parts[block]
-        k, n_vars, n_rows = pos.shape[0], cols.shape[0], rows.shape[0]
-        if n_rows == 0:  # a cell in no relation is bounded by its a-priori bounds only
-            values = self.bounds[pos, maximise.astype(np.intp)]
-            return [Bound(float(v), np.zeros(self.n_rows), True) for v in values]
-        where = np.arange(k) * n_vars + np.searchsorted(cols, pos)
-        c = np.zeros(k * n_vars)
-        c[where] = np.where(maximise, -1.0, 1.0)
-        res = linprog(
-            c,
-            A_eq=sp.kron(sp.identity(k, format="csc"), a_eq, format="csc"),
-            b_eq=np.tile(self.b_eq[rows], k),
-            bounds=np.tile(self.bounds[cols], (k, 1)),
-            method="highs",
-        )
-        if res.status != 0:
-            if k == 1:
-                return [Bound(np.nan, np.zeros(self.n_rows), False)]
-            # Find out which request failed by solving them one at a time.
-            return [
-                b
-                for i in range(k)
-                for b in self._solve_batch(block, pos[i : i + 1], maximise[i : i + 1])
-            ]
-        duals = np.zeros((k, self.n_rows))
-        duals[:, self.rows[rows]] = np.asarray(res.eqlin.marginals).reshape(k, n_rows)
-        return [Bound(float(v), d, True) for v, d in zip(res.x[where], duals, strict=True)]
+    @cached_property
+    def _seen(self) -> tuple[FloatArray, FloatArray]:
+        """Smallest and largest value seen per free cell in a feasible point (at first the
+        published table itself)."""
+        start = self.values[self.cells]
+        return start.copy(), start.copy()
+
+    def _highs(self, block: int) -> Any:
+        """The block's HiGHS model, built on first use and kept with its last basis so that
+        each later solve starts warm and only its objective changes."""
+        solver = self._models.get(block)
+        if solver is None:
+            cols, rows, a_eq = self._block_parts[block]
+            lp = highspy.HighsLp()
+            lp.num_col_, lp.num_row_ = cols.shape[0], rows.shape[0]
+            lp.col_cost_ = np.zeros(cols.shape[0])
+            lp.col_lower_, lp.col_upper_ = self.bounds[cols, 0], self.bounds[cols, 1]
+            lp.row_lower_ = lp.row_upper_ = self.b_eq[rows]
+            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+            lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
+            lp.a_matrix_.start_ = a_eq.indptr
+            lp.a_matrix_.index_ = a_eq.indices
+            lp.a_matrix_.value_ = a_eq.data
+            # The bare class: highspy.Highs() prints a banner and installs Python callbacks.
+            solver = highspy._Highs()  # type: ignore[attr-defined]
+            solver.setOptionValue("output_flag", False)
+            # After a cost change the old basis is still primal feasible: primal simplex
+            # needs a few pivots from it, dual simplex would start over.
+            solver.setOptionValue("simplex_strategy", 4)
+            solver.passModel(lp)
+            self._models[block] = solver
+        return solver
+
+    def _solve_one(self, block: int, pos: int, maximise: bool) -> Bound:
+        cols, rows, _ = self._block_parts[block]
+        if rows.shape[0] == 0:  # a cell in no relation is bounded by its a-priori bounds only
+            return Bound(float(self.bounds[pos, int(maximise)]), np.zeros(self.n_rows), True)
+        solver = self._highs(block)
+        j = int(np.searchsorted(cols, pos))
+        solver.changeColCost(j, -1.0 if maximise else 1.0)
+        solver.run()
+        if solver.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            solver.clearSolver()  # a warm start gone wrong: try once more from scratch
+            solver.run()
+        ok = solver.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        solution = solver.getSolution()
+        solver.changeColCost(j, 0.0)
+        if not ok:
+            solver.clearSolver()
+            return Bound(np.nan, np.zeros(self.n_rows), False)
+        x = np.asarray(solution.col_value, dtype=np.float64)
+        low, high = self._seen
+        low[cols] = np.minimum(low[cols], x)
+        high[cols] = np.maximum(high[cols], x)
+        duals = np.zeros(self.n_rows)
+        duals[self.rows[rows]] = np.asarray(solution.row_dual, dtype=np.float64)
+        return Bound(float(x[j]), duals, True)
 
 
 # ----- audit -----------------------------------------------------------------------------------

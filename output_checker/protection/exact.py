@@ -134,7 +134,12 @@ def attacker_cuts(
         lp = AttackerLP(p.model, p.values, free, p.lower, p.upper)
         upward = np.repeat([True, False], cells.shape[0])
         both = np.concatenate([cells, cells])
-        for cell, up, bound in zip(both, upward, lp.solve_many(both, upward), strict=True):
+        # A bound already seen to meet its level needs no LP: it yields no cut.
+        goal = np.concatenate(
+            [p.values[cells] + p.upl[cells], p.values[cells] - p.lpl[cells]]
+        ) + np.where(upward, -p.tol, p.tol)
+        found = lp.solve_many(both, upward, goal)
+        for cell, up, bound in zip(both, upward, found, strict=True):
             if not bound.ok:
                 failed += 1
                 continue
@@ -321,11 +326,15 @@ def repair(
     audits; problems go to ``notes``."""
     x = x.copy()
     allowed = p.allowed
+    # The pattern only grows, and suppressing more cells only widens every attacker interval:
+    # a primary that met its levels (in every scenario) keeps them and is not audited again.
+    done: set[int] = set()
     for step in range(1, max_steps + 1):
-        found, failed_lps = attacker_cuts(p, x, frozenset(hopeless))
+        found, failed_lps = attacker_cuts(p, x, frozenset(hopeless | done))
         if failed_lps:
             notes.append(f"{failed_lps} attacker LP(s) could not be solved")
             return x, step
+        done.update(set(np.flatnonzero(p.primary).tolist()) - {c.cell for c in found})
         cuts = _drop_hopeless(p, found, hopeless)
         if not cuts:
             return x, step
