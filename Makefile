@@ -25,9 +25,10 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest -n auto
 
-## Benchmarks beside their anchors; writes benchmarks/RESULTS.md.
+## Benchmarks beside their anchors; writes benchmarks/RESULTS.md and RESULTS-protection.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_checker.py --write benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/bench_protection.py --write benchmarks/RESULTS-protection.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
