@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_and_ram
+
 MB = 1e6
 COMMAND = "python benchmarks/bench_checker.py"
 # ACRO at 5M rows takes ~15 s per table; one run there keeps the whole benchmark near 5 min.
@@ -184,18 +186,7 @@ def _machine() -> dict[str, str]:
     import numpy
     import pandas
 
-    cpu = "unknown"
-    ram = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except OSError:
-        pass
+    cpu, ram = cpu_and_ram()
     try:
         from importlib.metadata import version
 

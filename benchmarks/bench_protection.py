@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy
 import scipy.sparse as sp
+from machine import cpu_and_ram
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import poisson
@@ -480,17 +481,7 @@ def run_case(
 
 # ----- report ----------------------------------------------------------------------------------
 def _machine() -> str:
-    cpu, ram = "unknown", "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except OSError:
-        pass
+    cpu, ram = cpu_and_ram()
     return (
         f"nproc {len(os.sched_getaffinity(0))}, cpu {cpu}, ram {ram}, "
         f"python {platform.python_version()}, "
