@@ -338,6 +338,13 @@ ours/floor <= 2x; extra peak during the operation <= 0.5 x the data.
 """
 
 
+PROTECTION_NOTE = (
+    "Table protection (secondary suppression, LP audit) is measured beside its hypercube "
+    "baseline by `benchmarks/bench_protection.py`: results and verdicts in "
+    "[RESULTS-protection.md](RESULTS-protection.md)."
+)
+
+
 def report(
     machine: dict[str, str],
     command: str,
@@ -356,6 +363,7 @@ def report(
     )
     parts = [
         "# Checker benchmark\n",
+        PROTECTION_NOTE + "\n",
         "Machine: "
         + ", ".join(f"{k} {v}" for k, v in machine.items())
         + f". Wall time of the whole benchmark: {elapsed:.0f} s. Load average (1 min) at start "

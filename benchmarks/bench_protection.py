@@ -13,15 +13,15 @@ Counts are Poisson with Zipf row/column (/layer) effects and log-normal noise; t
 solved so that the expected share of inner cells with 0 < n < T = 10 is ``PRIMARY_SHARE``.
 Those cells are the primaries, with UPL = LPL = 1.
 
-Each protection run is timed (wall, best of ``runs``) under a probe that wraps, without changing
-them, ``exact.solve_master`` (MILP master), ``exact.attacker_cuts`` (one audit round of the cut
-or repair loop), ``audit.AttackerLP.solve_many`` (attacker bounds asked for) and the single LP
-solve inside it (see ``_lp_hook``), so the report says where the time went. A run that exceeds
-``--budget-factor`` x its target is stopped there (the whole benchmark has to fit in about 5
-minutes); its verdict is then "not met, more than N s", with the work it had done by then and
-an estimate of what is left; for a stopped cut loop, the last master problem's cuts are
-described and its LP relaxation is timed. Results follow the working tree: the report names
-the commit, any uncommitted change to the protection package and a hash of its sources.
+Each protection run is timed (wall, best of ``runs``) under a probe that wraps, without
+changing them, ``master.Master.integer`` (the master MIP), ``cuts.attacker_cuts`` (one audit
+round of the cut, repair or prune loops), ``audit.AttackerLP.solve_many`` (attacker bounds
+asked for) and the single LP solve inside it (see ``_lp_hook``), so the report says where the
+time went. A run that exceeds ``--budget-factor`` x its target is stopped there (the whole
+benchmark has to fit in about 5 minutes); its verdict is then "not met, more than N s", with
+the work it had done by then and an estimate of what is left. Results follow the working tree:
+the report names the commit, any uncommitted change to the protection package and a hash of
+its sources.
 
 Usage: python benchmarks/bench_protection.py [--quick] [--seed 1] [--write PATH]
 """
@@ -45,9 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy
-import scipy.sparse as sp
 from machine import cpu_and_ram
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import poisson
 
@@ -59,14 +57,18 @@ from output_checker.protection import (
     protect_exact,
     protect_heuristic,
 )
-from output_checker.protection.exact import prepare
-from output_checker.protection.heuristic import EXACT_MAX_CELLS, hypercube_start
+from output_checker.protection.heuristic import EXACT_MAX_CELLS
+from output_checker.protection.hypercube import hypercube_start
+from output_checker.protection.problem import prepare
 from output_checker.status import Status
 
 # The package re-exports the functions ``audit`` and ``protect_exact``, which shadow their
 # modules as attributes of the package: take the modules themselves.
 audit_mod: Any = sys.modules["output_checker.protection.audit"]
 exact_mod: Any = sys.modules["output_checker.protection.exact"]
+cuts_mod: Any = sys.modules["output_checker.protection.cuts"]
+result_mod: Any = sys.modules["output_checker.protection.result"]
+master_mod: Any = sys.modules["output_checker.protection.master"]
 
 COMMAND = "python benchmarks/bench_protection.py"
 THRESHOLD = 10  # frequency rule: 0 < n < T is primary
@@ -184,8 +186,7 @@ class Probe:
     master_time: float = 0.0
     master_times: list[float] = field(default_factory=list)
     master_cuts: int = 0
-    lower_bound: float = float("nan")  # secondary cost of the last master optimum
-    last_master: tuple[Any, list[Any]] | None = None  # (problem, cuts) of the last master
+    lower_bound: float = float("nan")  # the last master solve's bound on the secondary cost
     rounds: int = 0
     cuts_found: list[int] = field(default_factory=list)
     bounds_asked: int = 0
@@ -209,28 +210,27 @@ class Probe:
         lp_owner, lp_name, lps_per_call = _lp_hook()
         attacker = audit_mod.AttackerLP
         originals = [
-            (exact_mod, "solve_master", exact_mod.solve_master),
+            (master_mod.Master, "integer", master_mod.Master.integer),
             (exact_mod, "attacker_cuts", exact_mod.attacker_cuts),
-            (exact_mod, "audit", exact_mod.audit),  # the final audit of ``assess``
+            (cuts_mod, "attacker_cuts", cuts_mod.attacker_cuts),
+            (result_mod, "audit", result_mod.audit),  # the final audit of ``assess``
             (attacker, "solve_many", attacker.solve_many),
             (lp_owner, lp_name, getattr(lp_owner, lp_name)),
         ]
-        orig_master, orig_cuts, orig_audit, orig_many, orig_lp = (o[2] for o in originals)
+        orig_master, orig_cuts, _, orig_audit, orig_many, orig_lp = (o[2] for o in originals)
 
-        def master(p: Any, cuts: Any) -> Any:
+        def master(solver: Any, seconds: float) -> Any:
             self.phase = f"master MILP {self.master_calls + 1}"
             self._check()
             t = time.perf_counter()
-            x = orig_master(p, cuts)
+            solution = orig_master(solver, seconds)
             dt = time.perf_counter() - t
             self.master_calls += 1
             self.master_time += dt
             self.master_times.append(dt)
-            self.master_cuts = len(cuts)
-            self.last_master = (p, list(cuts))
-            if x is not None:
-                self.lower_bound = float(p.costs[x & ~p.primary].sum())
-            return x
+            self.master_cuts = len(solver.cells)
+            self.lower_bound = solution.bound
+            return solution
 
         def cuts(*args: Any, **kwargs: Any) -> Any:
             self.phase = f"audit round {self.rounds + 1} of the cut/repair loop"
@@ -265,7 +265,7 @@ class Probe:
             self.lps += lps_per_call(args)
             return res
 
-        wrappers: tuple[Callable[..., Any], ...] = (master, cuts, final_audit, many, solve)
+        wrappers: tuple[Callable[..., Any], ...] = (master, cuts, cuts, final_audit, many, solve)
         for (owner, name, _), wrapper in zip(originals, wrappers, strict=True):
             setattr(owner, name, wrapper)
         self.start = time.perf_counter()
@@ -342,41 +342,12 @@ def attempt(table: Table, method: str, runs: int, budget: float) -> Attempt:
                 )
         except OverBudget:
             stopped = probe.elapsed()
-            notes = [] if probe.last_master is None else [master_anatomy(probe)]
-            return Attempt(method, stopped, 1, probe, None, notes=notes)
+            return Attempt(method, stopped, 1, probe, None)
         elapsed = probe.elapsed()
         if best is None or elapsed < best.time:
             best = Attempt(method, elapsed, runs, probe, result, verify(table, result))
     assert best is not None
     return best
-
-
-def master_anatomy(probe: Probe) -> str:
-    """What the last master problem looked like, and how fast its LP relaxation solves."""
-    assert probe.last_master is not None
-    p, cuts = probe.last_master
-    coef = np.vstack([c.coef for c in cuts])
-    nnz = np.count_nonzero(coef, axis=1)
-    at_level = float(np.mean(coef[coef > 0] >= np.repeat([c.level for c in cuts], nnz) - 1e-12))
-    t = time.perf_counter()
-    relaxed = milp(
-        p.costs,
-        integrality=np.zeros(p.values.shape[0]),
-        bounds=Bounds(p.primary.astype(np.float64), p.allowed.astype(np.float64)),
-        constraints=LinearConstraint(
-            sp.csr_matrix(coef), np.array([c.level for c in cuts]) - p.tol, np.inf
-        ),
-    )
-    took = time.perf_counter() - t
-    bound = float(relaxed.fun - p.costs[p.primary].sum()) if relaxed.success else float("nan")
-    return (
-        f"The last master had {len(cuts):,} cuts over {p.values.shape[0]:,} binaries, "
-        f"{nnz.mean():.0f} non-zeros per cut on average (max {nnz.max()}); {at_level:.0%} of "
-        "the non-zero coefficients equal their cut's level (capped), i.e. those cuts only say "
-        f"'suppress at least one of these cells'. Its MILP took {probe.master_times[-1]:.2f} s "
-        f"(optimum {probe.lower_bound:,.0f}); its LP relaxation takes {took:.2f} s "
-        f"(bound {bound:,.1f})."
-    )
 
 
 def verify(table: Table, r: ProtectionResult) -> list[str]:
@@ -556,9 +527,12 @@ def result_rows(outcomes: list[Outcome]) -> list[list[str]]:
             cells = f"{m.n_cells:,}"
             head = [o.case.label, cells, f"{int(o.table.primary.sum())}", _method_name(o, a)]
             if r is None:
-                rows.append([*head, "stopped", f"> {a.time:.2f}", "1", "", "", "", "", ""])
+                rows.append([*head, "stopped", f"> {a.time:.2f}", "1", "", "", "", "", "", ""])
                 continue
             ratio = f"{r.cost / base.cost:.2f}" if base.cost > 0 else ""
+            bound = ""
+            if r.lower_bound is not None:
+                bound = "optimal" if r.optimal else f"{r.lower_bound:,.0f}"
             rows.append(
                 [
                     *head,
@@ -570,6 +544,7 @@ def result_rows(outcomes: list[Outcome]) -> list[list[str]]:
                     str(int((r.secondary & m.is_total).sum())),
                     str(int((~r.protected).sum())),
                     ratio,
+                    bound,
                 ]
             )
     return rows
@@ -758,6 +733,9 @@ def report(
         f"the budget, a random sample of {SAMPLE_PRIMARIES} primaries is audited (each sampled "
         "LP is still over the whole pattern, so its interval is exact).",
         "- Ratio = cost of the method / cost of the baseline (below 1: cheaper than hypercubes).",
+        "- Proved lower bound (exact method): 'optimal' when the cut loop proved the pattern "
+        "the cheapest; otherwise the search stopped at its time limit (default "
+        f"{exact_mod.TIME_LIMIT:.0f} s) and no pattern can cost less than this bound.",
         "- A run over budget-factor x its target is stopped by the probe; cases with a fallback "
         "then run it, for a protected pattern and its cost.",
         "",
@@ -777,6 +755,7 @@ def report(
                 "Totals suppressed",
                 "Unprotected",
                 "Cost / baseline",
+                "Proved lower bound",
             ],
             result_rows(outcomes),
         ),

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from output_checker.evidence import FloatArray
 from output_checker.parameters import Parameters
 from output_checker.protection import ProtectionResult, TableModel, protect
-from output_checker.protection.exact import TOTAL_COST_FACTOR
+from output_checker.protection.problem import TOTAL_COST_FACTOR
 from output_checker.rules import protection_scale
 from output_checker.status import Status
 from output_checker.table import LaidTable

@@ -7,9 +7,10 @@ large tables (``protect`` picks by size). All of it is pure: no I/O, values unch
 """
 
 from output_checker.protection.audit import AuditResult, audit, singleton_scenarios
-from output_checker.protection.exact import ProtectionResult, ScenarioAudit, protect_exact
+from output_checker.protection.exact import protect_exact
 from output_checker.protection.heuristic import protect, protect_heuristic
 from output_checker.protection.model import TableModel
+from output_checker.protection.result import ProtectionResult, ScenarioAudit
 
 __all__ = [
     "AuditResult",

@@ -9,7 +9,8 @@ from scipy.optimize import linprog
 
 from output_checker.protection import TableModel, audit
 from output_checker.protection.audit import AttackerLP, apriori_bounds
-from output_checker.protection.exact import attacker_cuts, prepare
+from output_checker.protection.cuts import attacker_cuts
+from output_checker.protection.problem import prepare
 
 
 def random_case(seed: int, shape: tuple[int, ...]) -> tuple[TableModel, np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 
 from output_checker.errors import InputError
 from output_checker.protection import TableModel, audit, heuristic, protect_exact
-from output_checker.protection.exact import default_costs
+from output_checker.protection.problem import default_costs
 from output_checker.protection.heuristic import protect, protect_heuristic
 from output_checker.status import Status
 
@@ -38,7 +38,7 @@ def test_s01_counts() -> None:
     expected = {"R2/C1": (4, 25), "R2/C3": (5, 26), "R3/C1": (0, 21), "R3/C3": (0, 21)}
     for name, interval in expected.items():
         assert result.audit.interval(model.cell(*name.split("/"))) == pytest.approx(interval)
-    assert result.protected.all() and result.method == "exact" and result.rounds >= 2
+    assert result.protected.all() and result.method == "exact" and result.optimal
     assert np.array_equal(values, original) and np.array_equal(result.values, original)
 
 
@@ -144,16 +144,37 @@ def test_unprotectable_primary_does_not_stop_the_others() -> None:
     assert audit(model, values, result.suppressed).protected([r2c1], 1, 1)[0]
 
 
+def cube_needing_several_rounds() -> tuple[TableModel, np.ndarray, np.ndarray]:
+    """A 5x5x5 count table with every margin whose optimum takes the MIP several rounds."""
+    rng = np.random.default_rng(5)
+    model = TableModel.with_totals([5, 5, 5])
+    values = model.complete(rng.poisson(rng.lognormal(3.3, 1.0, (5, 5, 5))))
+    return model, values, (values > 0) & (values < 10) & ~model.is_total
+
+
 def test_round_cap_gives_review_with_a_repaired_pattern() -> None:
-    model = grid(R3, C3)
-    values = model.complete([[20, 50, 10], [8, 19, 22], [17, 32, 4]])
-    primary = [model.cell("R2", "C1"), model.cell("R3", "C3")]
+    model, values, primary = cube_needing_several_rounds()
+    best = protect_exact(model, values, primary, 1, 1)
+    assert best.status == Status.PASS and best.optimal and best.rounds > 1
     capped = protect_exact(model, values, primary, 1, 1, max_rounds=1)
     assert capped.status == Status.REVIEW and "within 1 rounds" in capped.reason
     # The unfinished pattern was repaired: it protects, but need not be optimal.
     assert capped.protected.all()
     assert audit(model, values, capped.suppressed).protected(primary, 1, 1).all()
-    assert capped.cost >= protect_exact(model, values, primary, 1, 1).cost == 39
+    assert capped.cost >= best.cost
+
+
+def test_time_limit_gives_a_protecting_pattern_with_a_proved_bound() -> None:
+    model, values, primary = cube_needing_several_rounds()
+    best = protect_exact(model, values, primary, 1, 1)
+    hurried = protect_exact(model, values, primary, 1, 1, time_limit=0.0)
+    assert hurried.status == Status.PASS and hurried.protected.all()
+    assert audit(model, values, hurried.suppressed).protected(primary, 1, 1).all()
+    assert hurried.lower_bound is not None
+    assert hurried.lower_bound <= best.cost <= hurried.cost
+    if not hurried.optimal:
+        assert "above the optimum" in hurried.summary()
+    assert hurried.to_dict()["lower_bound"] == hurried.lower_bound
 
 
 def test_zero_cells_are_never_suppressed_and_totals_are_avoided() -> None:

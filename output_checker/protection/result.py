@@ -1,0 +1,149 @@
+"""The result of a protection run: the pattern, its full audit and the verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from output_checker.protection.audit import AuditResult, audit
+from output_checker.protection.model import BoolArray, FloatArray, TableModel
+from output_checker.protection.problem import Problem
+from output_checker.status import Status
+
+
+@dataclass(frozen=True)
+class ScenarioAudit:
+    """A primary's interval when the attacker knows the ``known`` cells."""
+
+    cell: int
+    known: tuple[int, ...]
+    lo: float
+    hi: float
+    protected: bool
+
+
+@dataclass(frozen=True)
+class ProtectionResult:
+    """A suppression pattern with its full audit. ``protected`` is per primary (ascending cell
+    order) and combines the plain audit with every attacker scenario. Values are unchanged."""
+
+    method: str
+    status: Status
+    reason: str
+    values: FloatArray
+    primary: BoolArray
+    suppressed: BoolArray
+    audit: AuditResult
+    scenarios: tuple[ScenarioAudit, ...]
+    protected: BoolArray
+    rounds: int
+    cost: float
+    lower_bound: float | None = None  # proved bound on the least cost (exact method only)
+
+    @property
+    def optimal(self) -> bool:
+        """The exact method proved this pattern the cheapest for the costs."""
+        return self.lower_bound is not None and self.cost <= self.lower_bound + 1e-9 * max(
+            1.0, self.cost
+        )
+
+    @property
+    def secondary(self) -> BoolArray:
+        return np.asarray(self.suppressed & ~self.primary, dtype=bool)
+
+    def summary(self) -> str:
+        """One line: what was suppressed and whether the audit protects every primary."""
+        if self.reason:
+            return self.reason
+        quality = ""
+        if self.lower_bound is not None and not self.optimal:
+            gap = (self.cost - self.lower_bound) / max(self.cost, 1e-300)
+            quality = f", cost at most {gap:.0%} above the optimum"
+        return (
+            f"{int(self.primary.sum())} primary and {int(self.secondary.sum())} secondary "
+            f"cells suppressed ({self.method}, {self.rounds} rounds{quality}); every primary "
+            "passes the audit"
+        )
+
+    def to_dict(self, model: TableModel | None = None) -> dict[str, Any]:
+        """JSON-able summary: status, pattern, cost, rounds and every audited interval."""
+        return {
+            "method": self.method,
+            "status": self.status.label,
+            "reason": self.reason,
+            "rounds": self.rounds,
+            "cost": self.cost,
+            "lower_bound": self.lower_bound,
+            "optimal": self.optimal,
+            "primary": [int(c) for c in np.flatnonzero(self.primary)],
+            "secondary": [int(c) for c in np.flatnonzero(self.secondary)],
+            "protected": [bool(b) for b in self.protected],
+            **self.audit.to_dict(model),
+            "scenarios": [
+                {
+                    "cell": s.cell,
+                    "known": list(s.known),
+                    "lo": s.lo,
+                    "hi": s.hi,
+                    "protected": s.protected,
+                }
+                for s in self.scenarios
+            ],
+        }
+
+
+def assess(
+    p: Problem,
+    x: BoolArray,
+    *,
+    method: str,
+    rounds: int,
+    notes: Sequence[str] = (),
+    failed: Sequence[int] = (),
+    lower_bound: float | None = None,
+) -> ProtectionResult:
+    """Audit pattern x in full (plain and every scenario) and give the verdict.
+
+    FAIL if some primary cannot be protected (``failed``), REVIEW if there are ``notes`` or the
+    audit finds an unprotected primary, else PASS."""
+    full = audit(p.model, p.values, x, lower=p.lower, upper=p.upper)
+    ok = full.protected(p.primary, p.upl, p.lpl)
+    prim = np.flatnonzero(p.primary)
+    checked = []
+    for cell, known in p.scenarios:
+        if cell in known:
+            continue
+        res = audit(
+            p.model, p.values, x, lower=p.lower, upper=p.upper, known=list(known), targets=[cell]
+        )
+        good = bool(res.protected([cell], p.upl, p.lpl)[0]) if res.cells.size else False
+        lo, hi = res.interval(cell) if res.cells.size else (np.nan, np.nan)
+        checked.append(ScenarioAudit(cell, known, lo, hi, good))
+        ok[np.searchsorted(prim, cell)] &= good
+    reasons = list(notes)
+    if failed:
+        names = ", ".join(repr(p.model.labels(c)) for c in failed)
+        reasons.insert(0, f"cannot be protected by any suppression pattern: {names}")
+    status = Status.FAIL if failed else Status.REVIEW if notes else Status.PASS
+    if not ok.all() and not failed:
+        status = Status.REVIEW
+        if not notes:
+            reasons.append(f"{int((~ok).sum())} primary cell(s) fail the final audit")
+    cost = float(p.costs[x & ~p.primary].sum())
+    return ProtectionResult(
+        method,
+        status,
+        "; ".join(reasons),
+        p.values,
+        p.primary.copy(),
+        x,
+        full,
+        tuple(checked),
+        ok,
+        rounds,
+        cost,
+        lower_bound,
+    )
