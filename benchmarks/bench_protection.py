@@ -228,7 +228,7 @@ class Probe:
             self.master_calls += 1
             self.master_time += dt
             self.master_times.append(dt)
-            self.master_cuts = len(solver.cells)
+            self.master_cuts = len(solver.keys)
             self.lower_bound = solution.bound
             return solution
 

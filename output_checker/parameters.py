@@ -53,6 +53,7 @@ class Parameters:
     frequency_range: float = 0.0  # % of a cell's value protecting threshold/class failures
     suppression_costs: Literal["value", "unity", "frequency", "log"] = "value"
     singleton_audit: bool = False  # also audit against contributors who know their own cell
+    pair_audit: bool = True  # protect the sum of two primaries with < threshold contributors
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -139,7 +140,7 @@ def _at_least_as_strict(name: str, new: Any, old: Any) -> bool:
             return bool(new == "replicate")
         case "frequency_range":
             return bool(new >= old)
-        case "singleton_audit":
+        case "singleton_audit" | "pair_audit":
             return bool(new)
         case "max_cells" | "rounding_base" | "suppression_costs":
             return True  # operational choices, not disclosure protection

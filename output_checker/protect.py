@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from output_checker.evidence import FloatArray
 from output_checker.parameters import Parameters
-from output_checker.protection import ProtectionResult, TableModel, protect
+from output_checker.protection import ProtectionResult, TableModel, pair_sums, protect
 from output_checker.protection.problem import TOTAL_COST_FACTOR
 from output_checker.rules import protection_scale
 from output_checker.status import Status
@@ -78,7 +78,9 @@ def protect_table(
         bounds = {"lower": -limit, "upper": limit}
     # every primary gets at least exact-disclosure protection (a level of one unit)
     level = np.maximum(protection_level, 1.0)
-    singletons = table.evidence.n_entities[shown] == 1 if params.singleton_audit else None
+    entities = table.evidence.n_entities[shown]
+    singletons = entities == 1 if params.singleton_audit else None
+    sums = pair_sums(model, primary, entities, params.threshold, level) if params.pair_audit else []
     result = protect(
         model,
         values,
@@ -87,6 +89,7 @@ def protect_table(
         level,
         costs=_costs(params.suppression_costs, model, values, table.evidence.n_entities[shown]),
         singletons=singletons,
+        sums=sums,
         **bounds,
     )
     lo = np.full(n, np.nan)

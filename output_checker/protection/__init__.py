@@ -10,6 +10,7 @@ from output_checker.protection.audit import AuditResult, audit, singleton_scenar
 from output_checker.protection.exact import protect_exact
 from output_checker.protection.heuristic import protect, protect_heuristic
 from output_checker.protection.model import TableModel
+from output_checker.protection.problem import pair_sums
 from output_checker.protection.result import ProtectionResult, ScenarioAudit
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "ScenarioAudit",
     "TableModel",
     "audit",
+    "pair_sums",
     "protect",
     "protect_exact",
     "protect_heuristic",

@@ -213,20 +213,33 @@ class AttackerLP:
             self._models[block] = solver
         return solver
 
-    def _solve_one(self, block: int, pos: int, maximise: bool) -> Bound:
+    def solve_sum(self, cells: IntArray, maximise: bool) -> Bound:
+        """Minimum (or maximum) of the sum of several free cells of one block (linked through
+        the relations); raises InputError for a cell that is not free or another block."""
+        pos = self.position[np.asarray(cells, dtype=np.intp)]
+        if (pos < 0).any():
+            raise InputError("the attacker LP was asked about a cell that is not free")
+        block = np.unique(self._blocks[0][pos])
+        if block.shape[0] != 1:
+            raise InputError("a sum of cells in unlinked parts of the table")
+        return self._solve_one(int(block[0]), pos, maximise)
+
+    def _solve_one(self, block: int, pos: int | IntArray, maximise: bool) -> Bound:
+        """The bound of one free cell, or of the sum of several cells of the block."""
         cols, rows, _ = self._block_parts[block]
         if rows.shape[0] == 0:  # a cell in no relation is bounded by its a-priori bounds only
-            return Bound(float(self.bounds[pos, int(maximise)]), np.zeros(self.n_rows), True)
+            value = float(self.bounds[pos, int(maximise)].sum())
+            return Bound(value, np.zeros(self.n_rows), True)
         solver = self._highs(block)
-        j = int(np.searchsorted(cols, pos))
-        solver.changeColCost(j, -1.0 if maximise else 1.0)
+        j = np.atleast_1d(np.searchsorted(cols, pos)).astype(np.int32)
+        solver.changeColsCost(j.shape[0], j, np.full(j.shape[0], -1.0 if maximise else 1.0))
         solver.run()
         if solver.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             solver.clearSolver()  # a warm start gone wrong: try once more from scratch
             solver.run()
         ok = solver.getModelStatus() == highspy.HighsModelStatus.kOptimal
         solution = solver.getSolution()
-        solver.changeColCost(j, 0.0)
+        solver.changeColsCost(j.shape[0], j, np.zeros(j.shape[0]))
         if not ok:
             solver.clearSolver()
             return Bound(np.nan, np.zeros(self.n_rows), False)
@@ -236,7 +249,7 @@ class AttackerLP:
         high[cols] = np.maximum(high[cols], x)
         duals = np.zeros(self.n_rows)
         duals[self.rows[rows]] = np.asarray(solution.row_dual, dtype=np.float64)
-        return Bound(float(x[j]), duals, True)
+        return Bound(float(x[j].sum()), duals, True)
 
 
 # ----- audit -----------------------------------------------------------------------------------

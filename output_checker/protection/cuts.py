@@ -18,21 +18,24 @@ from output_checker.protection.audit import AttackerLP
 from output_checker.protection.model import BoolArray, FloatArray
 from output_checker.protection.problem import Problem
 
+Key = int | tuple[int, ...]  # what a cut protects: a primary cell, or a group's sum (§10.5)
+
 
 @dataclass(frozen=True)
 class Cut:
-    """A capacity cut ``coef · x ≥ level`` for one primary."""
+    """A capacity cut ``coef · x ≥ level`` for one primary (or one group of primaries)."""
 
-    cell: int
+    key: Key
     coef: FloatArray
     level: float
 
 
 def attacker_cuts(
-    p: Problem, x: FloatArray | BoolArray, skip: frozenset[int] = frozenset()
+    p: Problem, x: FloatArray | BoolArray, skip: frozenset[Key] = frozenset()
 ) -> tuple[list[Cut], int]:
-    """The capacity cuts that pattern x violates (one per primary, scenario and direction, but
-    not for the primaries in ``skip``), and the number of attacker LPs HiGHS could not solve.
+    """The capacity cuts that pattern x violates (one per primary, scenario, group sum and
+    direction, but none for the keys in ``skip``), and the number of attacker LPs HiGHS could
+    not solve.
 
     x is a suppression mask or, for the master's LP relaxation, a fraction in [0, 1] per cell."""
     share = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
@@ -45,6 +48,7 @@ def attacker_cuts(
     for target, known in p.scenarios:
         attackers.setdefault(known, []).append(target)
     cuts, failed = [], 0
+    plain: AttackerLP | None = None
     for known, wanted in attackers.items():
         cells = np.array([c for c in wanted if c not in skip and c not in known], dtype=np.intp)
         if not cells.size:
@@ -52,6 +56,7 @@ def attacker_cuts(
         free = share > 0.0
         free[list(known)] = False
         lp = AttackerLP(p.model, p.values, free, lower, upper)
+        plain = lp if not known else plain
         upward = np.repeat([True, False], cells.shape[0])
         both = np.concatenate([cells, cells])
         # A bound already seen to meet its level needs no LP: it yields no cut.
@@ -63,44 +68,60 @@ def attacker_cuts(
             if not bound.ok:
                 failed += 1
                 continue
-            cut = _capacity_cut(p, int(cell), bool(up), bound.value, matrix_t @ bound.duals)
+            level = float(p.upl[cell] if up else p.lpl[cell])
+            shift = matrix_t @ bound.duals
+            cut = _capacity_cut(p, int(cell), bool(up), bound.value, shift, level)
             if cut is not None:
                 cut.coef[list(known)] = 0.0  # suppressing a cell the attacker knows is no help
+                cuts.append(cut)
+    for group, level in p.sums:
+        if group in skip:
+            continue
+        plain = plain or AttackerLP(p.model, p.values, share > 0.0, lower, upper)
+        for up in (True, False):
+            bound = plain.solve_sum(np.array(group, dtype=np.intp), up)
+            if not bound.ok:
+                failed += 1
+                continue
+            cut = _capacity_cut(p, group, up, bound.value, matrix_t @ bound.duals, level)
+            if cut is not None:
                 cuts.append(cut)
     return cuts, failed
 
 
 def _capacity_cut(
-    p: Problem, cell: int, upward: bool, value: float, shift: FloatArray
+    p: Problem, key: Key, upward: bool, value: float, shift: FloatArray, level: float
 ) -> Cut | None:
-    """The cut from one attacker bound, or None if the bound meets the protection level.
+    """The cut from one attacker bound on a cell (or a group's sum), or None if the bound
+    meets the protection level.
 
-    ``shift`` is Mᵀπ for the LP's duals π, so r = e_i ± Mᵀπ is the change of the bound when
-    both a-priori bounds of each cell move by one (for free cells this is the sum of HiGHS's
-    lower and upper marginals, sign-flipped for the maximum)."""
-    a = p.values[cell]
-    level = float(p.upl[cell] if upward else p.lpl[cell])
+    ``shift`` is Mᵀπ for the LP's duals π, so r = t ± Mᵀπ (t: the target's indicator) is the
+    change of the bound when both a-priori bounds of each cell move by one (for free cells this
+    is the sum of HiGHS's lower and upper marginals, sign-flipped for the maximum)."""
+    cells = list(key) if isinstance(key, tuple) else [key]
+    a = float(p.values[cells].sum())
     if (value >= a + level - p.tol) if upward else (value <= a - level + p.tol):
         return None
     r = shift if upward else -shift
-    r[cell] += 1.0
+    r[cells] += 1.0
     pos, neg = np.maximum(r, 0.0), np.maximum(-r, 0.0)
     ub, lb = p.upper - p.values, p.values - p.lower
     coef = pos * ub + neg * lb if upward else pos * lb + neg * ub
     coef[coef < 1e-9 * level] = 0.0
     # Capping a coefficient at the right-hand side is valid for binary x and tightens the cut.
-    return Cut(cell, np.minimum(coef, level), level)
+    return Cut(key, np.minimum(coef, level), level)
 
 
-def drop_hopeless(p: Problem, cuts: list[Cut], hopeless: set[int]) -> list[Cut]:
-    """Record primaries whose cut no allowed pattern can meet; return the other cuts."""
+def drop_hopeless(p: Problem, cuts: list[Cut], hopeless: set[Key]) -> list[Cut]:
+    """Record the primaries (or groups) whose cut no allowed pattern can meet; return the
+    other cuts."""
     allowed = p.allowed
-    hopeless.update(c.cell for c in cuts if c.coef[allowed].sum() < c.level - p.tol)
-    return [c for c in cuts if c.cell not in hopeless]
+    hopeless.update(c.key for c in cuts if c.coef[allowed].sum() < c.level - p.tol)
+    return [c for c in cuts if c.key not in hopeless]
 
 
 def repair(
-    p: Problem, x: BoolArray, hopeless: set[int], notes: list[str], *, max_steps: int = 10_000
+    p: Problem, x: BoolArray, hopeless: set[Key], notes: list[str], *, max_steps: int = 10_000
 ) -> tuple[BoolArray, int]:
     """Grow pattern x until every primary (but the ``hopeless``, which are added to) meets
     its level: audit, and for each violated cut add the allowed cells with the lowest cost per
@@ -110,13 +131,14 @@ def repair(
     allowed = p.allowed
     # The pattern only grows, and suppressing more cells only widens every attacker interval:
     # a primary that met its levels (in every scenario) keeps them and is not audited again.
-    done: set[int] = set()
+    done: set[Key] = set()
+    every: set[Key] = {*np.flatnonzero(p.primary).tolist(), *(g for g, _ in p.sums)}
     for step in range(1, max_steps + 1):
         found, failed_lps = attacker_cuts(p, x, frozenset(hopeless | done))
         if failed_lps:
             notes.append(f"{failed_lps} attacker LP(s) could not be solved")
             return x, step
-        done.update(set(np.flatnonzero(p.primary).tolist()) - {c.cell for c in found})
+        done.update(every - {c.key for c in found})
         cuts = drop_hopeless(p, found, hopeless)
         if not cuts:
             return x, step
@@ -136,7 +158,7 @@ def repair(
     return x, max_steps
 
 
-def prune(p: Problem, x: BoolArray, hopeless: set[int], *, seconds: float) -> BoolArray:
+def prune(p: Problem, x: BoolArray, hopeless: set[Key], *, seconds: float) -> BoolArray:
     """Drop the secondaries a protecting pattern x does not need, most expensive first: a cell
     is released when every primary (but the ``hopeless``) still meets its levels without it.
     Stops after about ``seconds``; the result protects whatever it stopped at."""

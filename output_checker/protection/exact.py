@@ -20,16 +20,16 @@ REVIEW, as §10.3 asks). Values are never altered: the result is a mask with its
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from typing import Unpack
 
 import numpy as np
 import numpy.typing as npt
 
-from output_checker.protection.cuts import Cut, attacker_cuts, drop_hopeless, prune, repair
+from output_checker.protection.cuts import Cut, Key, attacker_cuts, drop_hopeless, prune, repair
 from output_checker.protection.hypercube import hypercube_start
 from output_checker.protection.master import Master
 from output_checker.protection.model import BoolArray, FloatArray, TableModel
-from output_checker.protection.problem import Problem, prepare
+from output_checker.protection.problem import Problem, ProblemOptions, prepare
 from output_checker.protection.result import ProtectionResult, assess
 
 TIME_LIMIT = 20.0  # seconds of search by default; the final audit comes on top
@@ -43,7 +43,7 @@ class _Search:
     def __init__(self, p: Problem, time_limit: float | None) -> None:
         self.p = p
         self.master = Master(p)
-        self.hopeless: set[int] = set()
+        self.hopeless: set[Key] = set()
         self.notes: list[str] = []
         self.deadline = time.perf_counter() + (np.inf if time_limit is None else time_limit)
         self.prune_seconds = 5.0 if time_limit is None else PRUNE_SHARE * time_limit
@@ -107,36 +107,19 @@ def protect_exact(
     upl: npt.ArrayLike,
     lpl: npt.ArrayLike,
     *,
-    costs: npt.ArrayLike | None = None,
-    lower: npt.ArrayLike | None = None,
-    upper: npt.ArrayLike | None = None,
     max_rounds: int = 500,
     time_limit: float | None = TIME_LIMIT,
-    singletons: npt.ArrayLike | None = None,
-    scenarios: Sequence[tuple[int, Sequence[int]]] | None = None,
+    **options: Unpack[ProblemOptions],
 ) -> ProtectionResult:
     """The least-cost suppression pattern that gives every primary its protection interval.
 
-    ``upl``/``lpl`` are scalars or one level per cell (only primaries' levels are read).
-    ``singletons`` marks single-contributor cells: each primary sharing a relation with one is
-    also protected against an attacker who knows that cell; ``scenarios`` adds explicit
-    (primary, known cells) attackers. Status FAIL names primaries no pattern can protect (the
-    pattern then protects the others). ``time_limit`` (seconds, None for none) bounds the
-    search: the cheapest protecting pattern found by then is returned, with the proved
-    ``lower_bound`` on the optimal cost. On reaching ``max_rounds`` the status is REVIEW; also
-    REVIEW if an LP fails. Raises InputError for bad input (see ``prepare``)."""
-    p = prepare(
-        model,
-        values,
-        primary,
-        upl,
-        lpl,
-        costs=costs,
-        lower=lower,
-        upper=upper,
-        singletons=singletons,
-        scenarios=scenarios,
-    )
+    The arguments and ``options`` (costs, a-priori bounds, singletons, scenarios, group sums)
+    are those of :func:`.problem.prepare`. Status FAIL names primaries (or group sums) no
+    pattern can protect; the pattern then protects the others. ``time_limit`` (seconds, None
+    for none) bounds the search: the cheapest protecting pattern found by then is returned,
+    with the proved ``lower_bound`` on the optimal cost. On reaching ``max_rounds`` the status
+    is REVIEW; also REVIEW if an LP fails. Raises InputError for bad input."""
+    p = prepare(model, values, primary, upl, lpl, **options)
     search = _Search(p, time_limit)
     if not p.primary.any():
         return assess(p, p.primary.copy(), method="exact", rounds=0, lower_bound=0.0)
@@ -153,7 +136,7 @@ def protect_exact(
         method="exact",
         rounds=rounds,
         notes=search.notes,
-        failed=sorted(search.hopeless),
+        failed=search.hopeless,
         lower_bound=None if search.notes else min(bound, search.cost(x)),
     )
 

@@ -8,15 +8,15 @@ audit (except for primaries that no pattern can protect, which make it FAIL).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Unpack
 
 import numpy.typing as npt
 
-from output_checker.protection.cuts import repair
+from output_checker.protection.cuts import Key, repair
 from output_checker.protection.exact import protect_exact
 from output_checker.protection.hypercube import hypercube_start
 from output_checker.protection.model import TableModel
-from output_checker.protection.problem import prepare
+from output_checker.protection.problem import ProblemOptions, prepare
 from output_checker.protection.result import ProtectionResult, assess
 
 EXACT_MAX_CELLS = 5_000  # above this, ``protect`` uses the heuristic (timings in spec §10.6)
@@ -29,33 +29,18 @@ def protect_heuristic(
     upl: npt.ArrayLike,
     lpl: npt.ArrayLike,
     *,
-    costs: npt.ArrayLike | None = None,
-    lower: npt.ArrayLike | None = None,
-    upper: npt.ArrayLike | None = None,
     max_repairs: int = 10_000,
-    singletons: npt.ArrayLike | None = None,
-    scenarios: Sequence[tuple[int, Sequence[int]]] | None = None,
+    **options: Unpack[ProblemOptions],
 ) -> ProtectionResult:
     """A protecting (not necessarily cheapest) suppression pattern for a large table.
 
     Same arguments and result as ``protect_exact``, with method "heuristic" and ``rounds`` the
     number of audits of the repair loop. Raises InputError for bad input."""
-    p = prepare(
-        model,
-        values,
-        primary,
-        upl,
-        lpl,
-        costs=costs,
-        lower=lower,
-        upper=upper,
-        singletons=singletons,
-        scenarios=scenarios,
-    )
-    hopeless: set[int] = set()
+    p = prepare(model, values, primary, upl, lpl, **options)
+    hopeless: set[Key] = set()
     notes: list[str] = []
     x, audits = repair(p, hypercube_start(p), hopeless, notes, max_steps=max_repairs)
-    return assess(p, x, method="heuristic", rounds=audits, notes=notes, failed=sorted(hopeless))
+    return assess(p, x, method="heuristic", rounds=audits, notes=notes, failed=hopeless)
 
 
 def protect(
@@ -64,24 +49,8 @@ def protect(
     primary: npt.ArrayLike,
     upl: npt.ArrayLike,
     lpl: npt.ArrayLike,
-    *,
-    costs: npt.ArrayLike | None = None,
-    lower: npt.ArrayLike | None = None,
-    upper: npt.ArrayLike | None = None,
-    singletons: npt.ArrayLike | None = None,
-    scenarios: Sequence[tuple[int, Sequence[int]]] | None = None,
+    **options: Unpack[ProblemOptions],
 ) -> ProtectionResult:
     """``protect_exact`` up to ``EXACT_MAX_CELLS`` cells, ``protect_heuristic`` above."""
     method = protect_exact if model.n_cells <= EXACT_MAX_CELLS else protect_heuristic
-    return method(
-        model,
-        values,
-        primary,
-        upl,
-        lpl,
-        costs=costs,
-        lower=lower,
-        upper=upper,
-        singletons=singletons,
-        scenarios=scenarios,
-    )
+    return method(model, values, primary, upl, lpl, **options)

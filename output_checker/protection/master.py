@@ -16,7 +16,7 @@ from typing import Any
 import highspy
 import numpy as np
 
-from output_checker.protection.cuts import Cut
+from output_checker.protection.cuts import Cut, Key
 from output_checker.protection.model import FloatArray
 from output_checker.protection.problem import Problem
 
@@ -38,7 +38,7 @@ class Master:
         self.p = p
         self.n = p.values.shape[0]
         self.fixed_cost = float(p.costs[p.primary].sum())
-        self.cells: list[int] = []  # the primary each row (cut) protects, in row order
+        self.keys: list[Key] = []  # what each row (cut) protects, in row order
         self.relaxation_model = self._model(integer=False)
         self.integer_model = self._model(integer=True)
 
@@ -78,15 +78,15 @@ class Master:
         upper = np.full(len(cuts), highspy.kHighsInf)
         for solver in (self.relaxation_model, self.integer_model):
             solver.addRows(len(cuts), lower, upper, index.shape[0], starts, index, coef)
-        self.cells.extend(c.cell for c in cuts)
+        self.keys.extend(c.key for c in cuts)
 
-    def forget(self, cells: set[int]) -> None:
-        """Remove the cuts of primaries that no pattern can protect."""
-        rows = np.array([i for i, c in enumerate(self.cells) if c in cells], dtype=np.int32)
+    def forget(self, keys: set[Key]) -> None:
+        """Remove the cuts of primaries (or groups) that no pattern can protect."""
+        rows = np.array([i for i, k in enumerate(self.keys) if k in keys], dtype=np.int32)
         if rows.shape[0]:
             for solver in (self.relaxation_model, self.integer_model):
                 solver.deleteRows(rows.shape[0], rows)
-            self.cells = [c for c in self.cells if c not in cells]
+            self.keys = [k for k in self.keys if k not in keys]
 
     def relaxation(self) -> MasterSolution:
         """The LP relaxation's optimum (a fractional pattern)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from output_checker.protection.audit import AuditResult, audit
+from output_checker.protection.audit import AttackerLP, AuditResult, audit
+from output_checker.protection.cuts import Key
 from output_checker.protection.model import BoolArray, FloatArray, TableModel
 from output_checker.protection.problem import Problem
 from output_checker.status import Status
@@ -22,6 +23,17 @@ class ScenarioAudit:
     known: tuple[int, ...]
     lo: float
     hi: float
+    protected: bool
+
+
+@dataclass(frozen=True)
+class SumAudit:
+    """The attacker's interval for the sum of a group of primaries (§10.5)."""
+
+    cells: tuple[int, ...]
+    lo: float
+    hi: float
+    level: float
     protected: bool
 
 
@@ -42,6 +54,7 @@ class ProtectionResult:
     rounds: int
     cost: float
     lower_bound: float | None = None  # proved bound on the least cost (exact method only)
+    sums: tuple[SumAudit, ...] = ()
 
     @property
     def optimal(self) -> bool:
@@ -92,6 +105,10 @@ class ProtectionResult:
                 }
                 for s in self.scenarios
             ],
+            "sums": [
+                {"cells": list(g.cells), "lo": g.lo, "hi": g.hi, "protected": g.protected}
+                for g in self.sums
+            ],
         }
 
 
@@ -102,13 +119,14 @@ def assess(
     method: str,
     rounds: int,
     notes: Sequence[str] = (),
-    failed: Sequence[int] = (),
+    failed: Collection[Key] = (),
     lower_bound: float | None = None,
 ) -> ProtectionResult:
-    """Audit pattern x in full (plain and every scenario) and give the verdict.
+    """Audit pattern x in full (plain, every scenario and every group sum) and give the
+    verdict. A primary counts as protected only if its groups' sums are too.
 
-    FAIL if some primary cannot be protected (``failed``), REVIEW if there are ``notes`` or the
-    audit finds an unprotected primary, else PASS."""
+    FAIL if some primary or group sum cannot be protected (``failed``), REVIEW if there are
+    ``notes`` or the audit finds an unprotected primary, else PASS."""
     full = audit(p.model, p.values, x, lower=p.lower, upper=p.upper)
     ok = full.protected(p.primary, p.upl, p.lpl)
     prim = np.flatnonzero(p.primary)
@@ -123,9 +141,13 @@ def assess(
         lo, hi = res.interval(cell) if res.cells.size else (np.nan, np.nan)
         checked.append(ScenarioAudit(cell, known, lo, hi, good))
         ok[np.searchsorted(prim, cell)] &= good
+    sums = _audit_sums(p, x)
+    for group in sums:
+        if not group.protected:
+            ok[np.searchsorted(prim, group.cells)] = False
     reasons = list(notes)
     if failed:
-        names = ", ".join(repr(p.model.labels(c)) for c in failed)
+        names = ", ".join(_name(p, key) for key in sorted(failed, key=_order))
         reasons.insert(0, f"cannot be protected by any suppression pattern: {names}")
     status = Status.FAIL if failed else Status.REVIEW if notes else Status.PASS
     if not ok.all() and not failed:
@@ -146,4 +168,29 @@ def assess(
         rounds,
         cost,
         lower_bound,
+        sums,
     )
+
+
+def _audit_sums(p: Problem, x: BoolArray) -> tuple[SumAudit, ...]:
+    if not p.sums:
+        return ()
+    lp = AttackerLP(p.model, p.values, x, p.lower, p.upper)
+    out = []
+    for cells, level in p.sums:
+        group = np.array(cells, dtype=np.intp)
+        low, high = lp.solve_sum(group, False), lp.solve_sum(group, True)
+        a, t = float(p.values[group].sum()), p.tol
+        good = low.ok and high.ok and high.value >= a + level - t and low.value <= a - level + t
+        out.append(SumAudit(cells, low.value, high.value, level, bool(good)))
+    return tuple(out)
+
+
+def _order(key: Key) -> tuple[int, ...]:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _name(p: Problem, key: Key) -> str:
+    if isinstance(key, tuple):
+        return "the sum of " + " and ".join(repr(p.model.labels(c)) for c in key)
+    return repr(p.model.labels(key))

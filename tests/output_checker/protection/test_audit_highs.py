@@ -106,4 +106,4 @@ def test_skipping_lps_seen_to_meet_their_level_gives_the_same_cuts() -> None:
             expected.add((int(cell), False))
     assert 0 < len(expected) < 2 * int(primary.sum())  # some bounds meet their level, some not
     assert len(cuts) == len(expected)
-    assert {c.cell for c in cuts} == {cell for cell, _ in expected}
+    assert {c.key for c in cuts} == {cell for cell, _ in expected}

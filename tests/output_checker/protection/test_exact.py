@@ -10,8 +10,8 @@ import pytest
 
 from output_checker.errors import InputError
 from output_checker.protection import TableModel, audit, heuristic, protect_exact
-from output_checker.protection.problem import default_costs
 from output_checker.protection.heuristic import protect, protect_heuristic
+from output_checker.protection.problem import default_costs
 from output_checker.status import Status
 
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from output_checker.protection import TableModel, audit, protect_exact
-from output_checker.protection.problem import default_costs
 from output_checker.protection.heuristic import protect_heuristic
+from output_checker.protection.problem import default_costs
 from output_checker.status import Status
 
 FAST = settings(
