@@ -94,6 +94,7 @@ def check_table(
         max_cells=params.max_cells,
         depth=params.nk_depth if {"nk", "p_percent"} & set(rule_ids or ()) else 0,
         with_totals=registry.needs_totals(output_type, params.conventions),
+        owners=protect and params.singleton_audit,
     )
     notes: list[str] = []
     floor = Status.PASS

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from output_checker.evidence import FloatArray
 from output_checker.parameters import Parameters
 from output_checker.protection import ProtectionResult, TableModel, pair_sums, protect
+from output_checker.protection.audit import owner_scenarios
 from output_checker.protection.problem import TOTAL_COST_FACTOR
 from output_checker.rules import protection_scale
 from output_checker.status import Status
@@ -79,7 +80,8 @@ def protect_table(
     # every primary gets at least exact-disclosure protection (a level of one unit)
     level = np.maximum(protection_level, 1.0)
     entities = table.evidence.n_entities[shown]
-    singletons = entities == 1 if params.singleton_audit else None
+    owner = table.owner[shown] if table.owner is not None else np.full(shown.shape[0], -1)
+    scenarios = owner_scenarios(model, primary, owner) if params.singleton_audit else []
     sums = pair_sums(model, primary, entities, params.threshold, level) if params.pair_audit else []
     result = protect(
         model,
@@ -88,7 +90,7 @@ def protect_table(
         level,
         level,
         costs=_costs(params.suppression_costs, model, values, table.evidence.n_entities[shown]),
-        singletons=singletons,
+        scenarios=scenarios,
         sums=sums,
         **bounds,
     )

@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from output_checker.columns import ALL, Label, TableRequest, prepare
+from output_checker.columns import ALL, Label, TableColumns, TableRequest, prepare
 from output_checker.errors import InputError
 from output_checker.evidence import CellEvidence, FloatArray, IntArray, concatenate
-from output_checker.levels import displayed_values, evidence_by_level, ravel
+from output_checker.levels import displayed_values, evidence_by_level, parents, ravel
 
 __all__ = ["ALL", "Label", "LaidTable", "TableRequest", "lay_out"]
 
@@ -48,6 +48,7 @@ class LaidTable:
     value: FloatArray
     ties: IntArray | None
     structural_zero: npt.NDArray[np.bool_]
+    owner: IntArray | None = None  # per cell, its only contributor's id (-1: several or none)
 
     @property
     def n_cells(self) -> int:
@@ -55,9 +56,15 @@ class LaidTable:
 
 
 def lay_out(
-    data: pd.DataFrame, request: TableRequest, max_cells: int, depth: int, with_totals: bool
+    data: pd.DataFrame,
+    request: TableRequest,
+    max_cells: int,
+    depth: int,
+    with_totals: bool,
+    owners: bool = False,
 ) -> LaidTable:
-    """Build the table. ``with_totals`` computes totals even when margins are not shown."""
+    """Build the table. ``with_totals`` computes totals even when margins are not shown;
+    ``owners`` finds each single-contributor cell's contributor (for attacker scenarios)."""
     cols = prepare(data, request)
     sizes = cols.sizes
     n_inner = prod(sizes)
@@ -98,6 +105,7 @@ def lay_out(
         offset += evidence.n_cells
 
     evidence = concatenate(parts).take(position)
+    owner = _owners(cols, grid, evidence.n_entities) if owners else None
     all_col = _all_index(col_keys, sizes[p:])
     all_row = _all_index(row_keys, sizes[:p])
     has_row_total = kept[:, p:].any(axis=1) & (all_col >= 0)
@@ -122,7 +130,36 @@ def lay_out(
         value=np.concatenate(values)[position],
         ties=np.concatenate(ties)[position] if ties else None,
         structural_zero=_structural(request, grid, cols.levels),
+        owner=owner,
     )
+
+
+def _owners(cols: TableColumns, grid: npt.NDArray[np.intp], n_entities: IntArray) -> IntArray:
+    """Per grid cell with one contributor, that contributor's id (the entity, or the row when
+    rows are the units); -1 elsewhere. A total with one contributor has the same one as every
+    non-empty inner cell under it, so the inner cells' contributors are spread upwards."""
+    rows = np.arange(cols.n_rows)
+    if cols.values is not None:
+        rows = rows[~np.isnan(cols.values)]  # rows without a value contribute nothing
+    inner = cols.inner_cells(rows)
+    rows, inner = rows[inner >= 0], inner[inner >= 0]
+    who = rows if cols.entity is None else (cols.entity[rows] - cols.entity_offset).astype(np.intp)
+    sizes = cols.sizes
+    contributor = np.full(prod(sizes), -1, dtype=np.intp)
+    contributor[inner] = who  # any one of a cell's contributors
+    owner = np.full(grid.shape[0], -1, dtype=np.intp)
+    present = np.flatnonzero(contributor >= 0)
+    single = np.flatnonzero(n_entities == 1)
+    kept = grid[single] < np.asarray(sizes)  # per singleton cell: the dimensions it fixes
+    for mask in np.unique(kept, axis=0):
+        dims = tuple(int(d) for d in np.flatnonzero(mask))
+        at_level = single[(kept == mask).all(axis=1)]
+        level_sizes = [sizes[d] for d in dims]
+        by_level = np.full(prod(level_sizes), -1, dtype=np.intp)
+        by_level[parents(sizes, dims)[present]] = contributor[present]
+        cells = ravel([grid[at_level, d] for d in dims], level_sizes, at_level.shape[0])
+        owner[at_level] = by_level[cells]
+    return owner
 
 
 def _structural(

@@ -353,17 +353,35 @@ def singleton_scenarios(
 ) -> list[Scenario]:
     """One attacker scenario per (primary, singleton ≠ primary) pair sharing a relation: the
     singleton's contributor knows its cell's value (§10.5)."""
+    single = as_mask(singletons, model.n_cells, "singletons")
+    return owner_scenarios(model, primary, np.where(single, np.arange(model.n_cells), -1))
+
+
+def owner_scenarios(
+    model: TableModel, primary: npt.ArrayLike, owner: npt.ArrayLike
+) -> list[Scenario]:
+    """Attacker scenarios from sole contributors (§10.5). ``owner`` gives, per cell, an id of
+    its only contributor (-1: several or none). A contributor knows every cell it alone makes
+    up, all at once; each primary it does not own that shares a relation with one of them is
+    audited with those cells known."""
     n = model.n_cells
-    prim = np.flatnonzero(as_mask(primary, n, "primary"))
-    single = np.flatnonzero(as_mask(singletons, n, "singletons"))
+    prim = as_mask(primary, n, "primary")
+    ids = np.asarray(owner).ravel()
+    if ids.shape[0] != n:
+        raise InputError(f"owner: {ids.shape[0]} values for a table of {n} cells")
+    known_cells = np.flatnonzero(ids >= 0)
     incidence = (model.constraints() != 0).astype(np.int8).tocsc()
-    shared = (incidence[:, prim].T @ incidence[:, single]).tocoo()
-    pairs = sorted(
-        (int(prim[i]), int(single[s]))
-        for i, s in zip(shared.row, shared.col, strict=True)
-        if prim[i] != single[s]
-    )
-    return [(p, (s,)) for p, s in pairs]
+    prim_cells = np.flatnonzero(prim)
+    shared = (incidence[:, prim_cells].T @ incidence[:, known_cells]).tocoo()
+    by_owner: dict[int, tuple[int, ...]] = {}
+    for cell in known_cells.tolist():
+        by_owner[int(ids[cell])] = (*by_owner.get(int(ids[cell]), ()), cell)
+    pairs = {
+        (int(prim_cells[i]), int(ids[known_cells[k]]))
+        for i, k in zip(shared.row, shared.col, strict=True)
+        if ids[prim_cells[i]] != ids[known_cells[k]]
+    }
+    return [(cell, by_owner[who]) for cell, who in sorted(pairs)]
 
 
 def scenario_list(n: int, scenarios: Sequence[tuple[int, Sequence[int]]] | None) -> list[Scenario]:

@@ -1,4 +1,5 @@
-"""The sum of two small primaries in one relation is protected too (spec §10.5, tau-Argus)."""
+"""Attackers beyond one cell (spec §10.5): the sum of two small primaries in one relation
+(tau-Argus's pair check), and a contributor who alone makes up several cells."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ import pytest
 from output_checker import Parameters, check_table
 from output_checker.errors import InputError
 from output_checker.protect import model_of
-from output_checker.protection import TableModel, pair_sums, protect_exact, protect_heuristic
-from output_checker.protection.audit import AttackerLP, apriori_bounds
+from output_checker.protection import (
+    TableModel,
+    audit,
+    pair_sums,
+    protect_exact,
+    protect_heuristic,
+)
+from output_checker.protection.audit import AttackerLP, apriori_bounds, owner_scenarios
 from output_checker.status import Status
 
 R3, C3 = ["R1", "R2", "R3"], ["C1", "C2", "C3"]
@@ -105,3 +112,58 @@ def test_check_table_protects_pair_sums_by_default() -> None:
         assert len(small) == 2
         lo, hi = attack_sum(model, values, result.suppressed, small)
         assert (hi - lo < 0.5) is disclosed
+
+
+# ----- sole contributors of several cells (§10.5) ---------------------------------------------
+def test_a_contributor_alone_in_two_cells_is_one_attacker_knowing_both() -> None:
+    model = TableModel.with_totals([R3, C3])
+    owner = np.full(model.n_cells, -1)
+    owner[[model.cell("R1", "C2"), model.cell("R1", "C3")]] = 7  # one entity, both cells
+    owner[model.cell("R3", "C3")] = 8
+    p = model.cell("R1", "C1")
+    found = owner_scenarios(model, [p], owner)
+    assert (p, (model.cell("R1", "C2"), model.cell("R1", "C3"))) in found
+    assert found == [(p, (model.cell("R1", "C2"), model.cell("R1", "C3")))]  # R3/C3: no relation
+    assert all(p not in known for _, known in found)
+
+
+def test_knowing_two_cells_at_once_can_disclose_what_each_alone_cannot() -> None:
+    """The attack the joint scenario defends against: a whole row suppressed, where one
+    entity alone makes up two of its three cells."""
+    model = TableModel.with_totals([R3, C3])
+    values = model.complete([[3, 1, 1], [20, 30, 40], [25, 35, 45]])
+    row = [model.cell("R1", c) for c in C3]
+    below = [model.cell("R2", c) for c in C3]
+    pattern = np.zeros(model.n_cells, dtype=bool)
+    pattern[row + below] = True
+    p, c2, c3 = row
+    for known in ([c2], [c3]):
+        alone = audit(model, values, pattern, known=known, targets=[p])
+        lo, hi = alone.interval(p)
+        assert hi - lo >= 2
+    both = audit(model, values, pattern, known=[c2, c3], targets=[p])
+    assert both.interval(p) == pytest.approx((3, 3))
+
+
+def test_check_table_defends_against_a_contributor_of_several_cells() -> None:
+    # Entity "e" alone makes up R1/C2 and R1/C3; R1/C1 has three people: all three are unsafe.
+    rows = [("R1", "C1", f"p{i}") for i in range(3)]
+    rows += [("R1", "C2", "e"), ("R1", "C3", "e")]
+    rows += [(r, c, f"{r}{c}{i}") for r in ("R2", "R3") for c in C3 for i in range(25)]
+    cohort = pd.DataFrame(rows, columns=["cat_a", "cat_b", "person"])
+    result = check_table(
+        cohort, "cat_a", "cat_b", entity="person", margins=True, protect=True,
+        parameters=Parameters(singleton_audit=True),
+    )  # fmt: skip
+    protection = result.protection
+    assert protection is not None and protection.result is not None
+    model = model_of(result.table)
+    values = result.table.value[result.shown]
+    e_cells = {model.cell(0, 1), model.cell(0, 2)}  # R1/C2, R1/C3 in the shown grid
+    joint = [s for s in protection.result.scenarios if set(s.known) == e_cells]
+    assert joint and all(s.protected for s in protection.result.scenarios)
+    p = model.cell(0, 0)
+    if result.suppressed[list(e_cells)].all():
+        attack = audit(model, values, result.suppressed, known=sorted(e_cells), targets=[p])
+        lo, hi = attack.interval(p)
+        assert hi - lo >= 2  # the entity cannot pin R1/C1 down
