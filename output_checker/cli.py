@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         "--upl", type=float, default=1.0, help="protection level of every primary (default 1)"
     )
     protect.add_argument("--total-label", default="All")
+    protect.add_argument(
+        "--pair-threshold",
+        type=float,
+        metavar="T",
+        help="frequency tables: also protect the sum of two primaries in one relation that "
+        "is below T (tau-Argus's pair check)",
+    )
     protect.add_argument("--json", type=Path, required=True, metavar="OUT")
 
     audit = sub.add_parser("audit", help="audit a suppression pattern of a tabulated table")
@@ -159,7 +166,9 @@ def _tabulated(args: argparse.Namespace) -> int:
     from output_checker import tabulated
 
     if args.command == "protect":
-        record = tabulated.protect_file(args.table, args.primary, args.upl, args.total_label)
+        record = tabulated.protect_file(
+            args.table, args.primary, args.upl, args.total_label, args.pair_threshold
+        )
     else:
         record = tabulated.audit_file(args.table, args.suppressed, args.total_label)
     tabulated.write(args.json, record)

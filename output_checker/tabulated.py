@@ -19,7 +19,7 @@ import pandas as pd
 
 from output_checker.errors import InputError
 from output_checker.manifest import atomic_write_bytes
-from output_checker.protection import TableModel, audit, protect
+from output_checker.protection import TableModel, audit, pair_sums, protect
 from output_checker.status import Status
 
 TRUE = {"1", "1.0", "true", "x", "yes"}
@@ -65,13 +65,24 @@ def read_mask(path: Path, like: WideTable, what: str) -> npt.NDArray[np.bool_]:
 
 
 def protect_file(
-    table_path: Path, primary_path: Path, upl: float, total_label: str = "All"
+    table_path: Path,
+    primary_path: Path,
+    upl: float,
+    total_label: str = "All",
+    pair_threshold: float | None = None,
 ) -> dict[str, Any]:
+    """Protect a tabulated table. With ``pair_threshold`` (frequency tables: the values are
+    the contributors), two primaries in one relation summing to less are protected jointly."""
     table = read_table(table_path, total_label)
     primary = read_mask(primary_path, table, "primary")
     if not primary.any():
         raise InputError(f"{primary_path.name}: no primary cell is marked")
-    result = protect(table.model, table.values, primary, upl, upl)
+    sums = (
+        pair_sums(table.model, primary, table.values, pair_threshold, upl)
+        if pair_threshold is not None
+        else []
+    )
+    result = protect(table.model, table.values, primary, upl, upl, sums=sums)
     return _record(
         table,
         result.status,

@@ -118,6 +118,26 @@ def test_cli_protect_reproduces_s01(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
+def test_cli_protect_pair_threshold_guards_the_sum_of_two_small_cells(tmp_path: Path) -> None:
+    rows = {"R1": [3, 4, 50, 57], "R2": [20, 30, 40, 90], "R3": [25, 35, 45, 105]}
+    rows["All"] = [48, 69, 135, 252]
+    table = _wide(tmp_path / "t.csv", rows, COLS)
+    mask = {r: [0, 0, 0, 0] for r in rows}
+    mask["R1"][0] = mask["R1"][1] = 1
+    primary = _wide(tmp_path / "p.csv", mask, COLS)
+    for extra, guarded in (([], False), (["--pair-threshold", "10"], True)):
+        out = tmp_path / "o.json"
+        argv = ["protect", str(table), "--primary", str(primary), "--json", str(out), *extra]
+        assert main(argv) == 0
+        record = json.loads(out.read_text())
+        row_one = [c["suppressed"] for c in record["cells"] if c["index"] == ["R1"]]
+        # without the check only the two small cells of R1 are hidden: R1's total minus C3
+        # gives their sum (7 people); with it, a third cell of R1 is suppressed too
+        assert (sum(row_one) >= 3) is guarded
+        sums = record["suppression"]["sums"]
+        assert [g["protected"] for g in sums] == ([True] if guarded else [])
+
+
 def test_cli_audit_catches_a_lone_suppression(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
