@@ -1,5 +1,5 @@
-"""``enclave``: the platform's command line. For now it runs the checker demonstration that
-``make up`` starts; later the control plane, hub and linkage commands join it here."""
+"""``enclave``: the platform's command line: the checker demonstration that ``make up`` starts,
+the control plane's ``admin`` and ``audit`` commands; hub and linkage commands join later."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from enclave import cli_admin
+from enclave.control.errors import ControlError
+from enclave.settings import SettingsError
 from output_checker.errors import CheckerError
 
 
@@ -27,10 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", type=Path, default=Path(".enclave/demo"))
     demo.set_defaults(run=_demo)
+    cli_admin.register(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except CheckerError as error:
+    except ControlError as error:
+        print(f"enclave: error: {error} [{error.rule}]", file=sys.stderr)
+        return 2
+    except (CheckerError, SettingsError) as error:
         print(f"enclave: error: {error}", file=sys.stderr)
         return 2
 

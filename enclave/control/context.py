@@ -1,0 +1,78 @@
+"""The explicit dependencies of every service call: database, data directory, clock, hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from enclave.control.db import make_engine, require_current
+from enclave.control.workspace import FileKeyDestroyer, KeyDestroyer
+from enclave.settings import Settings
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Passed as the first argument of every service function.
+
+    ``clock`` returns aware datetimes (tests pass a fixed one); ``key_destroyer`` is called when
+    a project closes and defaults to deleting ``<data_dir>/keys/<slug>`` and ``<slug>.*``.
+    """
+
+    engine: Engine
+    data_dir: Path
+    clock: Callable[[], datetime] = utcnow
+    key_destroyer: KeyDestroyer | None = None
+    token_lifetime: timedelta = timedelta(days=30)
+    destroyer: KeyDestroyer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        chosen = self.key_destroyer or FileKeyDestroyer(self.data_dir / "keys")
+        object.__setattr__(self, "destroyer", chosen)
+
+    def now(self) -> datetime:
+        """The clock's time in UTC; raises ValueError if the clock returns a naive datetime."""
+        moment = self.clock()
+        if moment.tzinfo is None:
+            raise ValueError("the clock must return timezone-aware datetimes")
+        return moment.astimezone(UTC)
+
+    def today(self) -> date:
+        """Today's date in UTC: expiry and project dates are compared against it."""
+        return self.now().date()
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def open_context(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    key_destroyer: KeyDestroyer | None = None,
+    check_schema: bool = True,
+) -> Context:
+    """Build a Context from settings; raises ControlError if the schema is not current."""
+    engine = make_engine(settings.database_url)
+    if check_schema:
+        try:
+            require_current(engine)
+        except Exception:
+            engine.dispose()
+            raise
+    return Context(
+        engine=engine,
+        data_dir=settings.data_dir,
+        clock=clock,
+        key_destroyer=key_destroyer,
+        token_lifetime=timedelta(days=settings.token_lifetime_days),
+    )

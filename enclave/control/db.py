@@ -1,0 +1,125 @@
+"""Engine, transaction scope and migrations of the control-plane database.
+
+Writes are serialised on both backends, so a rule checked at the start of a transaction still
+holds at its end and the audit chain never forks: SQLite transactions begin with
+``BEGIN IMMEDIATE`` (the write lock is taken up front) and PostgreSQL write transactions take a
+transaction-scoped advisory lock first. Control-plane writes are small and rare; correctness
+is worth more than concurrent writers here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from enclave.control.errors import ControlError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Arbitrary constant naming the control plane's write lock among PostgreSQL advisory locks.
+WRITE_LOCK_KEY = 0x656E636C  # "encl"
+
+
+def normalise_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (SQLite file or PostgreSQL); creates a SQLite file's directory."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module so that _sqlite_begin decides.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 60000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    readonly = connection.get_execution_options().get("enclave_readonly", False)
+    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+    """One database transaction as a Session: committed on success, rolled back on any error.
+
+    Write transactions are serialised (see the module docstring); ``readonly`` ones are not.
+    """
+    bind = engine.execution_options(enclave_readonly=True) if readonly else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        if engine.dialect.name == "postgresql":
+            if readonly:
+                session.execute(text("SET TRANSACTION READ ONLY"))
+            else:
+                session.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
+        yield session
+
+
+def _alembic_config(connection: Any) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema to ``revision`` (Alembic, run in one transaction)."""
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Downgrade the schema to ``revision``; ``base`` drops every control-plane table."""
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at, or None before ``upgrade``."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this code."""
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    assert head is not None
+    return head
+
+
+def require_current(engine: Engine) -> None:
+    """Raise ControlError unless the schema is at the newest revision."""
+    current = current_revision(engine)
+    if current != head_revision():
+        raise ControlError(
+            f"the database schema is at {current or 'nothing'}, not {head_revision()}: "
+            "run `enclave admin init`",
+            rule="schema",
+        )

@@ -1,0 +1,132 @@
+"""Bearer tokens for automation: random, shown once, stored as sha256, expiring, revocable."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from enclave.control import credentials
+from enclave.control.context import Context
+from enclave.control.db import transaction
+from enclave.control.errors import AuthenticationFailed, InvalidInput, NotFound, RuleViolation
+from enclave.control.models import ApiToken, Person
+from enclave.control.rules import Action
+from enclave.control.service._base import (
+    authorize,
+    clean_text,
+    perform,
+    person_row,
+    read_as,
+    record,
+)
+from enclave.control.views import IssuedToken, PersonView, TokenView, person_view, token_view
+
+MAX_LIFETIME = timedelta(days=365)
+
+
+def issue_token(
+    ctx: Context,
+    actor: str,
+    email: str,
+    *,
+    label: str,
+    lifetime: timedelta | None = None,
+) -> IssuedToken:
+    """A new token for ``email`` (oneself, or anyone for an admin). The token is in the
+    result only; the database keeps its sha256. Lifetime defaults to the settings' value."""
+    name = clean_text(label, "label", 100)
+    span = lifetime or ctx.token_lifetime
+    if not timedelta(minutes=1) <= span <= MAX_LIFETIME:
+        raise InvalidInput("a token lives between one minute and 365 days", rule="token_lifetime")
+    token, digest = credentials.new_token()
+
+    def work(session: Session, me: Person) -> IssuedToken:
+        person = person_row(session, email)
+        if person.id != me.id:
+            authorize(me, Action.ISSUE_TOKEN)
+        if not person.active:
+            raise RuleViolation(f"the account {person.email} is suspended", rule="inactive")
+        now = ctx.now()
+        row = ApiToken(
+            uuid=str(uuid.uuid4()),
+            person_id=person.id,
+            token_hash=digest,
+            label=name,
+            created_at=now,
+            expires_at=now + span,
+        )
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            ctx,
+            me,
+            Action.ISSUE_TOKEN,
+            target=row.uuid,
+            email=person.email,
+            label=name,
+            expires_at=row.expires_at.isoformat(),
+        )
+        return IssuedToken(token, token_view(row))
+
+    return perform(ctx, actor, Action.ISSUE_TOKEN, work, target=email)
+
+
+def verify_token(ctx: Context, token: str) -> PersonView:
+    """The person a valid bearer token belongs to; AuthenticationFailed (audited) otherwise."""
+    digest = credentials.token_digest(token or "")
+    with transaction(ctx.engine, readonly=True) as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if row is None:
+            problem, target = "unknown token", ""
+        elif row.revoked_at is not None:
+            problem, target = "revoked token", row.uuid
+        elif row.expires_at <= ctx.now():
+            problem, target = "expired token", row.uuid
+        elif not row.person.active:
+            problem, target = "account suspended", row.uuid
+        else:
+            return person_view(row.person)
+    with transaction(ctx.engine) as session:
+        record(
+            session, ctx, "token", "token_auth", outcome="refused", target=target, reason=problem
+        )
+    raise AuthenticationFailed("bearer token not accepted", rule="token")
+
+
+def revoke_token(ctx: Context, actor: str, token_uuid: str) -> TokenView:
+    """Revoke a token at once (its owner, or an admin)."""
+
+    def work(session: Session, me: Person) -> TokenView:
+        row = session.scalar(select(ApiToken).where(ApiToken.uuid == token_uuid))
+        if row is None:
+            raise NotFound(f"unknown token {token_uuid!r}", rule="unknown_token")
+        if row.person_id != me.id:
+            authorize(me, Action.REVOKE_TOKEN)
+        if row.revoked_at is None:
+            row.revoked_at = ctx.now()
+        session.flush()
+        record(session, ctx, me, Action.REVOKE_TOKEN, target=row.uuid, email=row.person.email)
+        return token_view(row)
+
+    return perform(ctx, actor, Action.REVOKE_TOKEN, work, target=token_uuid)
+
+
+def list_tokens(ctx: Context, actor: str, email: str | None = None) -> list[TokenView]:
+    """Tokens of ``email`` (default: one's own; another person's for an admin), newest first."""
+
+    def work(session: Session, me: Person) -> list[TokenView]:
+        person = person_row(session, email) if email else me
+        if person.id != me.id:
+            authorize(me, Action.ISSUE_TOKEN)
+        query = (
+            select(ApiToken)
+            .where(ApiToken.person_id == person.id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+        return [token_view(t) for t in session.scalars(query)]
+
+    return read_as(ctx, actor, Action.ISSUE_TOKEN, work, target=email or actor)
