@@ -121,6 +121,11 @@ class AttackerLP:
         self.position[self.cells] = np.arange(self.cells.shape[0])
         self.values = values
         self._models: dict[int, Any] = {}
+        # The feasible points found (block-local LP solutions) where each free cell was seen
+        # at its smallest and largest: a sum of cells already seen beyond its goal at one of
+        # them needs no LP (see ``solve_sums``). -1 is the published table.
+        self._points: list[FloatArray] = []
+        self._extreme_point = np.full((2, self.cells.shape[0]), -1, dtype=np.intp)
 
     @cached_property
     def _blocks(self) -> tuple[IntArray, int]:
@@ -213,16 +218,49 @@ class AttackerLP:
             self._models[block] = solver
         return solver
 
-    def solve_sum(self, cells: IntArray, maximise: bool) -> Bound:
-        """Minimum (or maximum) of the sum of several free cells of one block (linked through
-        the relations); raises InputError for a cell that is not free or another block."""
-        pos = self.position[np.asarray(cells, dtype=np.intp)]
-        if (pos < 0).any():
-            raise InputError("the attacker LP was asked about a cell that is not free")
-        block = np.unique(self._blocks[0][pos])
-        if block.shape[0] != 1:
-            raise InputError("a sum of cells in unlinked parts of the table")
-        return self._solve_one(int(block[0]), pos, maximise)
+    def solve_sums(
+        self, groups: Sequence[IntArray], maximise: BoolArray, goal: FloatArray | None = None
+    ) -> list[Bound]:
+        """Minimum (or maximum) of the sum of each group of free cells (each group within one
+        block, i.e. linked through the relations), in request order. Raises InputError for a
+        cell that is not free or a group spanning unlinked parts of the table.
+
+        With ``goal``, a sum already seen at or beyond its goal (≥ for a maximum) is answered
+        with that value and zero duals, without an LP. The points looked at are those where
+        one of the group's cells was at its own extreme in that direction."""
+        labels = self._blocks[0]
+        out = []
+        flags = np.asarray(maximise, dtype=bool)
+        for i, cells in enumerate(groups):
+            up = bool(flags[i])
+            pos = self.position[np.asarray(cells, dtype=np.intp)]
+            if (pos < 0).any():
+                raise InputError("the attacker LP was asked about a cell that is not free")
+            block = int(labels[pos[0]])
+            if (labels[pos] != block).any():
+                raise InputError("a sum of cells in unlinked parts of the table")
+            if goal is not None:
+                best = self._seen_sum(block, pos, up)
+                if (best >= goal[i]) if up else (best <= goal[i]):
+                    out.append(Bound(best, self._no_duals, True))
+                    continue
+            out.append(self._solve_one(block, pos, up))
+        return out
+
+    def _seen_sum(self, block: int, pos: IntArray, maximise: bool) -> float:
+        """The most extreme sum of the cells at ``pos`` among the points where one of them was
+        seen at its own extreme in that direction (the published table included)."""
+        local = np.searchsorted(self._block_parts[block][0], pos)
+        sums = [float(self.values[self.cells[pos]].sum())]
+        for point in set(self._extreme_point[int(maximise), pos].tolist()) - {-1}:
+            sums.append(float(self._points[point][local].sum()))
+        return max(sums) if maximise else min(sums)
+
+    @cached_property
+    def _no_duals(self) -> FloatArray:
+        zeros = np.zeros(self.n_rows)
+        zeros.flags.writeable = False
+        return zeros
 
     def _solve_one(self, block: int, pos: int | IntArray, maximise: bool) -> Bound:
         """The bound of one free cell, or of the sum of several cells of the block."""
@@ -245,6 +283,10 @@ class AttackerLP:
             return Bound(np.nan, np.zeros(self.n_rows), False)
         x = np.asarray(solution.col_value, dtype=np.float64)
         low, high = self._seen
+        self._points.append(x)
+        lower_seen, higher_seen = x < low[cols], x > high[cols]
+        self._extreme_point[0, cols[lower_seen]] = len(self._points) - 1
+        self._extreme_point[1, cols[higher_seen]] = len(self._points) - 1
         low[cols] = np.minimum(low[cols], x)
         high[cols] = np.maximum(high[cols], x)
         duals = np.zeros(self.n_rows)

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from output_checker.errors import InputError
-from output_checker.protection.audit import AttackerLP
+from output_checker.protection.audit import AttackerLP, Bound
 from output_checker.protection.model import BoolArray, FloatArray
 from output_checker.protection.problem import Problem
 
@@ -69,39 +70,45 @@ def attacker_cuts(
                 failed += 1
                 continue
             level = float(p.upl[cell] if up else p.lpl[cell])
-            shift = matrix_t @ bound.duals
-            cut = _capacity_cut(p, int(cell), bool(up), bound.value, shift, level)
+            cut = _capacity_cut(p, int(cell), bool(up), bound, matrix_t, level)
             if cut is not None:
                 cut.coef[list(known)] = 0.0  # suppressing a cell the attacker knows is no help
                 cuts.append(cut)
-    for group, level in p.sums:
-        if group in skip:
-            continue
+    wanted_sums = [(g, level) for g, level in p.sums if g not in skip]
+    if wanted_sums:
         plain = plain or AttackerLP(p.model, p.values, share > 0.0, lower, upper)
-        for up in (True, False):
-            bound = plain.solve_sum(np.array(group, dtype=np.intp), up)
+        groups = [np.array(g, dtype=np.intp) for g, _ in wanted_sums] * 2
+        upward = np.repeat([True, False], len(wanted_sums))
+        totals = np.array([p.values[list(g)].sum() for g, _ in wanted_sums])
+        levels = np.array([level for _, level in wanted_sums])
+        goal = np.concatenate([totals + levels - p.tol, totals - levels + p.tol])
+        found = plain.solve_sums(groups, upward, goal)
+        for (group, level), up, bound in zip(wanted_sums * 2, upward, found, strict=True):
             if not bound.ok:
                 failed += 1
                 continue
-            cut = _capacity_cut(p, group, up, bound.value, matrix_t @ bound.duals, level)
+            cut = _capacity_cut(p, group, bool(up), bound, matrix_t, level)
             if cut is not None:
                 cuts.append(cut)
     return cuts, failed
 
 
 def _capacity_cut(
-    p: Problem, key: Key, upward: bool, value: float, shift: FloatArray, level: float
+    p: Problem, key: Key, upward: bool, bound: Bound, matrix_t: sp.csr_matrix, level: float
 ) -> Cut | None:
     """The cut from one attacker bound on a cell (or a group's sum), or None if the bound
     meets the protection level.
 
-    ``shift`` is Mᵀπ for the LP's duals π, so r = t ± Mᵀπ (t: the target's indicator) is the
-    change of the bound when both a-priori bounds of each cell move by one (for free cells this
-    is the sum of HiGHS's lower and upper marginals, sign-flipped for the maximum)."""
+    With Mᵀπ for the LP's duals π (``matrix_t`` is Mᵀ), r = t ± Mᵀπ (t: the target's
+    indicator) is the change of the bound when both a-priori bounds of each cell move by one
+    (for free cells this is the sum of HiGHS's lower and upper marginals, sign-flipped for the
+    maximum)."""
     cells = list(key) if isinstance(key, tuple) else [key]
     a = float(p.values[cells].sum())
+    value = bound.value
     if (value >= a + level - p.tol) if upward else (value <= a - level + p.tol):
         return None
+    shift = matrix_t @ bound.duals
     r = shift if upward else -shift
     r[cells] += 1.0
     pos, neg = np.maximum(r, 0.0), np.maximum(-r, 0.0)

@@ -28,7 +28,9 @@ class ScenarioAudit:
 
 @dataclass(frozen=True)
 class SumAudit:
-    """The attacker's interval for the sum of a group of primaries (§10.5)."""
+    """The attacker's interval for the sum of a group of primaries (§10.5). Where the sum
+    meets its level, ``lo``/``hi`` are values the attacker cannot rule out (the true interval
+    is at least this wide); where it does not, they are the attacker's exact bounds."""
 
     cells: tuple[int, ...]
     lo: float
@@ -176,13 +178,17 @@ def _audit_sums(p: Problem, x: BoolArray) -> tuple[SumAudit, ...]:
     if not p.sums:
         return ()
     lp = AttackerLP(p.model, p.values, x, p.lower, p.upper)
+    groups = [np.array(cells, dtype=np.intp) for cells, _ in p.sums]
+    totals = np.array([p.values[g].sum() for g in groups])
+    levels = np.array([level for _, level in p.sums])
+    # Each end is solved only as far as the level: a point beyond it settles the question.
+    low = lp.solve_sums(groups, np.zeros(len(groups), dtype=bool), totals - levels + p.tol)
+    high = lp.solve_sums(groups, np.ones(len(groups), dtype=bool), totals + levels - p.tol)
     out = []
-    for cells, level in p.sums:
-        group = np.array(cells, dtype=np.intp)
-        low, high = lp.solve_sum(group, False), lp.solve_sum(group, True)
-        a, t = float(p.values[group].sum()), p.tol
-        good = low.ok and high.ok and high.value >= a + level - t and low.value <= a - level + t
-        out.append(SumAudit(cells, low.value, high.value, level, bool(good)))
+    for (cells, level), a, lo, hi in zip(p.sums, totals, low, high, strict=True):
+        t = p.tol
+        good = lo.ok and hi.ok and hi.value >= a + level - t and lo.value <= a - level + t
+        out.append(SumAudit(cells, lo.value, hi.value, level, bool(good)))
     return tuple(out)
 
 

@@ -34,7 +34,8 @@ def attack_sum(model: TableModel, values: np.ndarray, suppressed: np.ndarray, ce
     lo, hi = apriori_bounds(values, None, None)
     lp = AttackerLP(model, values, suppressed, lo, hi)
     group = np.array(cells)
-    return lp.solve_sum(group, False).value, lp.solve_sum(group, True).value
+    low, high = lp.solve_sums([group, group], np.array([False, True]))
+    return low.value, high.value
 
 
 def test_pairs_are_primaries_sharing_a_relation_with_few_contributors() -> None:
