@@ -10,7 +10,7 @@ from pathlib import Path
 
 from enclave import cli_admin
 from enclave.control.errors import ControlError
-from enclave.settings import SettingsError
+from enclave.settings import Settings, SettingsError
 from output_checker.errors import CheckerError
 
 
@@ -22,6 +22,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from enclave.control.web.serve import serve  # Flask only when serving
+
+    return serve(Settings.load(config_file=args.config), host=args.host, port=args.port)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="enclave", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=Path(".enclave/demo"))
     demo.set_defaults(run=_demo)
     cli_admin.register(sub)
+    web = sub.add_parser("serve", help="run the admin web, the public register and the JSON API")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--config", type=Path, help="TOML settings file (or $ENCLAVE_CONFIG)")
+    web.set_defaults(run=_serve)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

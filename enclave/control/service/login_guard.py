@@ -1,0 +1,92 @@
+"""Login with a lockout: refuse an email after repeated failed logins, without checking its
+credentials, until the failures age out of the window.
+
+The count comes from the audit log (``login`` events refused for that email since its last
+successful login), so it holds across processes and restarts and needs no table of its own.
+The lockout is per email, whether or not an account exists, so it reveals nothing about which
+accounts exist; attempts refused by the lockout itself are audited but not counted, so an
+attacker who keeps trying cannot extend it forever.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from enclave.control.audit import format_time
+from enclave.control.context import Context
+from enclave.control.db import transaction
+from enclave.control.errors import AuthenticationFailed
+from enclave.control.models import AuditEvent
+from enclave.control.service._base import record
+from enclave.control.service.people import authenticate
+from enclave.control.views import PersonView
+
+MAX_FAILURES = 5
+WINDOW = timedelta(minutes=15)
+LOCKED_REASON = "locked out after repeated failures"
+
+
+def recent_failures(ctx: Context, email: str, *, window: timedelta = WINDOW) -> int:
+    """Refused logins of ``email`` within ``window``, after its last successful login."""
+    address = (email or "").strip().lower()[:320]
+    since = format_time(ctx.now() - window)  # ISO UTC strings sort like the times they name
+    query = (
+        select(AuditEvent.outcome, AuditEvent.detail)
+        .where(AuditEvent.action == "login", AuditEvent.actor == address, AuditEvent.at >= since)
+        .order_by(AuditEvent.seq)
+    )
+    failures = 0
+    with transaction(ctx.engine, readonly=True) as session:
+        for outcome, detail in session.execute(query):
+            if outcome != "refused":
+                failures = 0
+            elif json.loads(detail).get("reason") != LOCKED_REASON:
+                failures += 1
+    return failures
+
+
+def login(
+    ctx: Context,
+    email: str,
+    password: str,
+    totp_code: str,
+    *,
+    max_failures: int = MAX_FAILURES,
+    window: timedelta = WINDOW,
+) -> PersonView:
+    """``people.authenticate``, unless ``email`` had ``max_failures`` refused logins within
+    ``window``: then the attempt is refused (and audited) without looking at the credentials.
+
+    Returns the person; raises AuthenticationFailed with the same message either way.
+    """
+    address = (email or "").strip().lower()[:320]
+    if recent_failures(ctx, address, window=window) >= max_failures:
+        with transaction(ctx.engine) as session:
+            record(session, ctx, address, "login", outcome="refused", reason=LOCKED_REASON)
+        raise AuthenticationFailed("email, password or code not accepted", rule="login_locked")
+    return authenticate(ctx, email, password, totp_code)
+
+
+def logout(ctx: Context, email: str, session_id: str) -> None:
+    """End web session ``session_id`` of ``email`` for good (audited as ``logout``): a copy of
+    its cookie is refused from now on (see ``session_ended``)."""
+    with transaction(ctx.engine) as session:
+        record(session, ctx, email, "logout", target=f"session:{session_id}"[:200])
+
+
+def session_ended(ctx: Context, email: str, session_id: str) -> bool:
+    """Whether web session ``session_id`` of ``email`` was logged out."""
+    query = (
+        select(AuditEvent.seq)
+        .where(
+            AuditEvent.action == "logout",
+            AuditEvent.actor == email,
+            AuditEvent.target == f"session:{session_id}"[:200],
+        )
+        .limit(1)
+    )
+    with transaction(ctx.engine, readonly=True) as session:
+        return session.execute(query).first() is not None
