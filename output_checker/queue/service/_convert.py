@@ -1,0 +1,135 @@
+"""Rows to frozen views, filtered for the viewer. Private to the service package."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from output_checker.queue import models as m
+from output_checker.queue.facts import RequestFacts
+from output_checker.queue.policies import status_for_author
+from output_checker.queue.service._base import emails, person_email
+from output_checker.queue.views import (
+    FileView,
+    ReleaseItemView,
+    ReleaseView,
+    RequestSummary,
+    VersionView,
+)
+from output_checker.queue.visibility import Viewer, visible_decision
+from output_checker.queue.workflow import Decision, FileKind, Status
+
+
+def summary(
+    session: Session, request: m.Request, project: str, *, reviewer: bool
+) -> RequestSummary:
+    """A request for a list or a page header, as a reviewer or the author's side sees it."""
+    outputs = session.scalar(
+        select(func.count())
+        .select_from(m.File)
+        .where(
+            m.File.request_id == request.id,
+            m.File.kind == FileKind.OUTPUT.value,
+            m.File.withdrawn_turn.is_(None),
+        )
+    )
+    reviews = session.scalar(
+        select(func.count())
+        .select_from(m.Review)
+        .where(m.Review.request_id == request.id, m.Review.turn == request.review_turn)
+    )
+    status = Status(request.status)
+    return RequestSummary(
+        id=request.uuid,
+        project=project,
+        author=person_email(session, request.author_id),
+        title=request.title,
+        status=status if reviewer else _author_status(status),
+        turn=request.review_turn,
+        source=request.source,
+        created_at=request.created_at,
+        status_changed_at=request.status_changed_at,
+        first_submitted_at=request.first_submitted_at,
+        last_submitted_at=request.last_submitted_at,
+        outputs=int(outputs or 0),
+        reviews_this_turn=int(reviews or 0) if reviewer else 0,
+    )
+
+
+def _author_status(status: Status) -> Status:
+    return status_for_author(RequestFacts(id="", status=status, turn=0, author=""))
+
+
+def file_view(
+    session: Session,
+    row: m.File,
+    group: str,
+    *,
+    facts: RequestFacts | None = None,
+    viewer: Viewer | None = None,
+) -> FileView:
+    """A file; the checker record only for reviewers, the decision as the viewer may see it."""
+    versions = session.scalars(
+        select(m.FileVersion).where(m.FileVersion.file_id == row.id).order_by(m.FileVersion.id)
+    ).all()
+    decision = Decision.INCOMPLETE
+    if facts is not None and viewer is not None:
+        match = next(f for f in facts.files if f.id == row.uuid)
+        decision = visible_decision(facts, match, viewer)
+    reviewer = viewer is not None and viewer.reviewer
+    return FileView(
+        id=row.uuid,
+        name=row.name,
+        group=group,
+        kind=row.kind,
+        withdrawn=row.withdrawn_turn is not None,
+        filetype=row.filetype,
+        sha256=row.sha256,
+        size=row.size,
+        automated_status=row.automated_status,
+        recheck=row.recheck,
+        check_summary=row.check_summary,
+        exception=row.exception,
+        decision=decision,
+        added_turn=row.added_turn,
+        content_turn=row.content_turn,
+        released_at=row.released_at,
+        versions=tuple(VersionView(v.turn, v.sha256, v.size, v.recorded_at) for v in versions),
+        recipe=json.loads(row.recipe) if row.recipe else None,
+        record=json.loads(row.record) if reviewer and row.record else None,
+    )
+
+
+def release_view(session: Session, release: m.Release, request: m.Request) -> ReleaseView:
+    """A release with its items, for any viewer of the request."""
+    items = session.execute(
+        select(m.ReleaseItem, m.File.uuid, m.File.name)
+        .join(m.File, m.File.id == m.ReleaseItem.file_id)
+        .where(m.ReleaseItem.release_id == release.id)
+        .order_by(m.ReleaseItem.id)
+    ).all()
+    people = emails(session, {release.approved_by_id} | {release.revoked_by_id or 0})
+    return ReleaseView(
+        id=release.uuid,
+        request_id=request.uuid,
+        approved_by=people[release.approved_by_id],
+        approved_at=release.approved_at,
+        comment=release.comment,
+        completed_at=release.completed_at,
+        revoked_at=release.revoked_at,
+        revoked_by=people.get(release.revoked_by_id or 0),
+        revoke_reason=release.revoke_reason,
+        items=tuple(
+            ReleaseItemView(
+                file_id=uuid,
+                name=name,
+                sha256=item.sha256,
+                attempts=item.attempts,
+                last_error=item.last_error,
+                uploaded_at=item.uploaded_at,
+            )
+            for item, uuid, name in items
+        ),
+    )

@@ -1,0 +1,496 @@
+"""Reads: the queue overview, one request as its viewer may see it, the activity log, and the
+audited reads a face calls for every page view, file view and download.
+
+Blinding is applied here, through the pure ``visibility`` filter; the checker's evidence
+(the manifest record) reaches eligible checkers only. ``record_view``, ``view_file``,
+``download`` and ``download_release`` append their audit event before returning anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from enclave.control import audit
+from enclave.control.context import Context
+from enclave.control.models import Membership, Person, Project
+from output_checker.queue import models as m
+from output_checker.queue import permissions as perms
+from output_checker.queue import policies
+from output_checker.queue.errors import IntegrityFailure, NotFound
+from output_checker.queue.facts import ActorFacts, RequestFacts
+from output_checker.queue.service._base import (
+    SEPARATED_ROLES,
+    actor_facts,
+    check_uuid,
+    emails,
+    load_file,
+    load_request,
+    perform,
+    project_row,
+    read,
+    record,
+    request_facts,
+)
+from output_checker.queue.service._convert import file_view, release_view, summary
+from output_checker.queue.service.releases import released_dir
+from output_checker.queue.storage import BlobStore, file_sha256
+from output_checker.queue.views import (
+    ActivityEntry,
+    CommentView,
+    FileContent,
+    GroupView,
+    RequestDetail,
+    RequestSummary,
+    VoteView,
+)
+from output_checker.queue.visibility import Viewer, is_visible, visible_items, vote_items
+from output_checker.queue.workflow import (
+    CREATE_EVENT,
+    TRANSITIONS,
+    Party,
+    Status,
+    Visibility,
+    can_transition,
+    phase_of,
+)
+
+# Events that are shown to everyone who may see the request, whatever the turn.
+STATUS_EVENTS = frozenset(
+    {t.event for t in TRANSITIONS.values()} - {"queue_review_submit"}
+    | {CREATE_EVENT, "queue_turn_void", "queue_force_status"}
+)
+CHECKER_EVENTS = frozenset({"queue_vote", "queue_review_submit"})
+READ_EVENTS = frozenset(
+    {"queue_view", "queue_file_view", "queue_download", "queue_release_download"}
+)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A request loaded for someone allowed to see it."""
+
+    request: m.Request
+    project: Project
+    facts: RequestFacts
+    actor: ActorFacts
+    viewer: Viewer
+
+
+def _seeing(session: Session, ctx: Context, me: Person, request_id: str) -> Seen:
+    request = load_request(session, request_id)
+    project = project_row(session, id=request.project_id)
+    actor = actor_facts(session, me, project, ctx.today(), request.author_id)
+    perms.check_can_view(actor)
+    facts = request_facts(session, request)
+    if actor.is_reviewer:
+        policies.check_reviewer_can_see(facts)
+    return Seen(request, project, facts, actor, Viewer(me.email, reviewer=actor.is_reviewer))
+
+
+def _allowed(seen: Seen) -> frozenset[str]:
+    """Names of the service functions whose role and state rules pass for this viewer now."""
+    actor, facts, status = seen.actor, seen.facts, seen.facts.status
+    writable = seen.project.state in policies.WRITABLE_PROJECT_STATES
+    allowed: set[str] = set()
+    if perms.can_author(actor) and writable and policies.can_edit(facts):
+        allowed |= {"add_file", "update_file", "move_file", "withdraw_file", "set_group"}
+        allowed |= {"set_exception", "withdraw"}
+        allowed.add("submit" if status is Status.PENDING else "resubmit")
+    if actor.is_member and writable and policies.can_comment(facts, reviewer_side=False):
+        allowed.add("comment")
+    if actor.is_reviewer and writable:
+        if policies.can_vote(facts, actor.email):
+            allowed |= {"vote", "submit_review"}
+        if policies.can_comment(facts, reviewer_side=True):
+            allowed |= {"comment", "make_comment_public"}
+        for target, name in (
+            (Status.RETURNED, "return_request"),
+            (Status.REJECTED, "reject"),
+            (Status.APPROVED, "approve"),
+        ):
+            if can_transition(status, target, Party.CHECKER):
+                allowed.add(name)
+    if actor.is_reviewer and policies.can_download(facts):
+        allowed.add("download")
+    party = Party.CHECKER if actor.is_reviewer else Party.ADMIN
+    if perms.can_revoke(actor) and can_transition(status, Status.REVOKED, party):
+        allowed.add("revoke_release")
+    if perms.can_download_release(actor) and policies.can_download_release(status):
+        allowed.add("download_release")
+    return frozenset(allowed)
+
+
+def get_request(ctx: Context, actor: str, request_id: str) -> RequestDetail:
+    """One request as ``actor`` may see it: blinded votes and comments, decisions as the
+    viewer may know them, the checker's evidence for eligible checkers only, and the actions
+    the viewer's buttons may offer. Not audited: faces call ``record_view`` per page view."""
+
+    def work(session: Session, me: Person) -> RequestDetail:
+        seen = _seeing(session, ctx, me, request_id)
+        request, facts, viewer = seen.request, seen.facts, seen.viewer
+        phase = phase_of(facts.status)
+        groups = session.scalars(
+            select(m.Group).where(m.Group.request_id == request.id).order_by(m.Group.id)
+        ).all()
+        names = {g.id: g.name for g in groups}
+        files = session.scalars(
+            select(m.File).where(m.File.request_id == request.id).order_by(m.File.id)
+        ).all()
+        file_ids = {f.id: f.uuid for f in files}
+        votes = list(
+            visible_items(vote_items(facts), facts.turn, phase, viewer, facts.voided_turns)
+        )
+        justification = {
+            (file_ids[v.file_id], reviewer): v.comment
+            for v, reviewer in session.execute(
+                select(m.VoteRow, Person.email)
+                .join(Person, Person.id == m.VoteRow.reviewer_id)
+                .where(m.VoteRow.file_id.in_(file_ids))
+            ).all()
+        }
+        shown = {
+            c.id
+            for c in visible_items(facts.comments, facts.turn, phase, viewer, facts.voided_turns)
+        }
+        comments = session.execute(
+            select(m.Comment, Person.email)
+            .join(Person, Person.id == m.Comment.author_id)
+            .where(m.Comment.request_id == request.id)
+            .order_by(m.Comment.created_at.desc(), m.Comment.id.desc())
+        ).all()
+        release = session.scalar(select(m.Release).where(m.Release.request_id == request.id))
+        return RequestDetail(
+            summary=summary(session, request, seen.project.slug, reviewer=viewer.reviewer),
+            phase=phase,
+            viewer=me.email,
+            viewer_is_reviewer=viewer.reviewer,
+            groups=tuple(GroupView(g.name, g.context, g.controls) for g in groups),
+            files=tuple(
+                file_view(session, f, names[f.group_id], facts=facts, viewer=viewer) for f in files
+            ),
+            votes=tuple(
+                VoteView(
+                    v.file,
+                    v.author,
+                    v.vote.value,
+                    v.turn,
+                    justification.get((v.file, v.author), ""),
+                )
+                for v in votes
+            ),
+            comments=tuple(
+                CommentView(
+                    id=c.uuid,
+                    group=names.get(c.group_id) if c.group_id is not None else None,
+                    file_id=file_ids.get(c.file_id) if c.file_id is not None else None,
+                    author=email,
+                    body=c.body,
+                    visibility=c.visibility,
+                    turn=c.turn,
+                    created_at=c.created_at,
+                )
+                for c, email in comments
+                if c.uuid in shown
+            ),
+            my_review_submitted=me.email in facts.submitted_reviewers(),
+            release=release_view(session, release, request) if release else None,
+            allowed=_allowed(seen),
+        )
+
+    return read(ctx, actor, work)
+
+
+def list_requests(
+    ctx: Context,
+    actor: str,
+    *,
+    project: str | None = None,
+    status: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[RequestSummary]:
+    """The queue overview: for an output checker, every submitted request of projects they
+    have no tie to; for a member, every request of their current projects. Oldest status
+    change first (the longest waiting on top). Statuses are as each row's viewer may know
+    them; ``status`` filters on that."""
+
+    def work(session: Session, me: Person) -> list[RequestSummary]:
+        today = ctx.today()
+        memberships = session.execute(
+            select(Membership.project_id, Membership.removed_at, Membership.expires_on).where(
+                Membership.person_id == me.id, Membership.role.in_(SEPARATED_ROLES)
+            )
+        ).all()
+        tied = {r.project_id for r in memberships}
+        current = {
+            r.project_id for r in memberships if r.removed_at is None and r.expires_on >= today
+        }
+        reviewer = "output_checker" in me.role_names
+        visible: list[ColumnElement[bool]] = [m.Request.project_id.in_(current)] if current else []
+        if reviewer:
+            visible.append(
+                and_(m.Request.review_turn >= 1, m.Request.project_id.not_in(tied or {-1}))
+            )
+        if not visible:
+            return []
+        outputs = (
+            select(m.File.request_id, func.count().label("n"))
+            .where(m.File.kind == "output", m.File.withdrawn_turn.is_(None))
+            .group_by(m.File.request_id)
+            .subquery()
+        )
+        reviews = (
+            select(m.Review.request_id, m.Review.turn, func.count().label("n"))
+            .group_by(m.Review.request_id, m.Review.turn)
+            .subquery()
+        )
+        query = (
+            select(
+                m.Request,
+                Project.slug,
+                Person.email,
+                func.coalesce(outputs.c.n, 0),
+                func.coalesce(reviews.c.n, 0),
+            )
+            .join(Project, Project.id == m.Request.project_id)
+            .join(Person, Person.id == m.Request.author_id)
+            .outerjoin(outputs, outputs.c.request_id == m.Request.id)
+            .outerjoin(
+                reviews,
+                and_(
+                    reviews.c.request_id == m.Request.id,
+                    reviews.c.turn == m.Request.review_turn,
+                ),
+            )
+            .where(or_(*visible))
+            .order_by(m.Request.status_changed_at, m.Request.id)
+        )
+        if project is not None:
+            query = query.where(Project.slug == project)
+        rows = session.execute(query).all()
+        found: list[RequestSummary] = []
+        for request, slug, author, n_outputs, n_reviews in rows:
+            as_reviewer = request.project_id not in tied
+            shown = Status(request.status)
+            if not as_reviewer:
+                shown = policies.status_for_author(
+                    RequestFacts(id="", status=shown, turn=0, author="")
+                )
+            if status is not None and shown.value != status:
+                continue
+            found.append(
+                RequestSummary(
+                    id=request.uuid,
+                    project=slug,
+                    author=author,
+                    title=request.title,
+                    status=shown,
+                    turn=request.review_turn,
+                    source=request.source,
+                    created_at=request.created_at,
+                    status_changed_at=request.status_changed_at,
+                    first_submitted_at=request.first_submitted_at,
+                    last_submitted_at=request.last_submitted_at,
+                    outputs=int(n_outputs),
+                    reviews_this_turn=int(n_reviews) if as_reviewer else 0,
+                )
+            )
+        return found[offset : offset + limit]
+
+    return read(ctx, actor, work)
+
+
+def record_view(ctx: Context, actor: str, request_id: str) -> None:
+    """Audit that ``actor`` looked at the request's page (refused if they may not see it)."""
+
+    def work(session: Session, me: Person) -> None:
+        seen = _seeing(session, ctx, me, request_id)
+        record(session, ctx, me.email, "queue_view", seen.request, seen.project.slug)
+
+    perform(ctx, actor, "queue_view", work, target=request_id)
+
+
+def _content(ctx: Context, request_id: str, row: tuple[str, str, str, str]) -> FileContent:
+    file_id, name, filetype, sha256 = row
+    data = BlobStore.for_data_dir(ctx.data_dir).read(sha256)
+    return FileContent(request_id, file_id, name, filetype, sha256, data)
+
+
+def view_file(ctx: Context, actor: str, request_id: str, file_id: str) -> FileContent:
+    """A file's verified snapshot for viewing in the browser, by anyone who may see the
+    request (audited as ``queue_file_view``)."""
+
+    def work(session: Session, me: Person) -> tuple[str, str, str, str]:
+        seen = _seeing(session, ctx, me, request_id)
+        row = load_file(session, seen.request, file_id)
+        record(
+            session,
+            ctx,
+            me.email,
+            "queue_file_view",
+            seen.request,
+            seen.project.slug,
+            file=row.name,
+            file_id=row.uuid,
+            sha256=row.sha256,
+        )
+        return row.uuid, row.name, row.filetype, row.sha256
+
+    return _content(
+        ctx, request_id, perform(ctx, actor, "queue_file_view", work, target=request_id)
+    )
+
+
+def download(ctx: Context, actor: str, request_id: str, file_id: str) -> FileContent:
+    """A file's verified snapshot for download: eligible checkers only, never a member of
+    the project (audited as ``queue_download``)."""
+
+    def work(session: Session, me: Person) -> tuple[str, str, str, str]:
+        request = load_request(session, request_id)
+        project = project_row(session, id=request.project_id)
+        perms.check_can_download(actor_facts(session, me, project, ctx.today(), request.author_id))
+        policies.check_can_download(request_facts(session, request))
+        row = load_file(session, request, file_id)
+        record(
+            session,
+            ctx,
+            me.email,
+            "queue_download",
+            request,
+            project.slug,
+            file=row.name,
+            file_id=row.uuid,
+            sha256=row.sha256,
+        )
+        return row.uuid, row.name, row.filetype, row.sha256
+
+    return _content(ctx, request_id, perform(ctx, actor, "queue_download", work, target=request_id))
+
+
+def download_release(ctx: Context, actor: str, file_id: str) -> FileContent:
+    """A released file, read from the released area and verified against the released hash:
+    for the project's members and eligible checkers, until the release is revoked (audited
+    as ``queue_release_download``)."""
+
+    def work(session: Session, me: Person) -> tuple[str, str, str, str, str]:
+        key = check_uuid(file_id, "file")
+        found = session.execute(
+            select(m.File, m.Request, m.ReleaseItem)
+            .join(m.Request, m.Request.id == m.File.request_id)
+            .join(m.Release, m.Release.request_id == m.Request.id)
+            .join(
+                m.ReleaseItem,
+                and_(m.ReleaseItem.release_id == m.Release.id, m.ReleaseItem.file_id == m.File.id),
+            )
+            .where(m.File.uuid == key)
+        ).first()
+        if found is None:
+            raise NotFound(f"no released file {file_id!r}", rule="unknown_file")
+        row, request, item = found
+        project = project_row(session, id=request.project_id)
+        perms.check_can_download_release(
+            actor_facts(session, me, project, ctx.today(), request.author_id)
+        )
+        policies.check_can_download_release(Status(request.status))
+        record(
+            session,
+            ctx,
+            me.email,
+            "queue_release_download",
+            request,
+            project.slug,
+            file=row.name,
+            file_id=row.uuid,
+            sha256=item.sha256,
+        )
+        return request.uuid, project.slug, row.name, row.filetype, item.sha256
+
+    request_uuid, slug, name, filetype, sha256 = perform(
+        ctx, actor, "queue_release_download", work, target=file_id
+    )
+    path = released_dir(ctx.data_dir, slug, request_uuid) / name
+    try:
+        if file_sha256(path) != sha256:
+            raise IntegrityFailure(f"the released copy of {name} does not match its hash")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"the released copy of {name} is missing", rule="release_missing") from None
+    return FileContent(request_uuid, file_id, name, filetype, sha256, data)
+
+
+def activity(
+    ctx: Context, actor: str, request_id: str, *, include_reads: bool = False
+) -> list[ActivityEntry]:
+    """The request's audit events the viewer may see: status changes always; other events
+    through the same turn and phase rules as comments (votes and reviews are the checkers'
+    alone); read events only for checkers who ask for them. Refusals are not shown."""
+
+    def work(session: Session, me: Person) -> tuple[Seen, str]:
+        return _seeing(session, ctx, me, request_id), me.email
+
+    seen, _ = read(ctx, actor, work)
+    facts, viewer = seen.facts, seen.viewer
+    phase = phase_of(facts.status)
+    private_comments = {c.id for c in facts.comments if c.visibility is Visibility.PRIVATE}
+    entries: list[ActivityEntry] = []
+    for event in audit.records(ctx.engine, project=seen.project.slug):
+        if event.target != seen.request.uuid or event.outcome != "ok":
+            continue
+        turn = int(event.detail.get("turn", 0))
+        if event.action in READ_EVENTS:
+            if not (include_reads and viewer.reviewer):
+                continue
+        elif event.action not in STATUS_EVENTS:
+            private = event.action in CHECKER_EVENTS or (
+                event.detail.get("comment_id") in private_comments
+            )
+            item = _Event(event.actor, turn, Visibility.PRIVATE if private else Visibility.PUBLIC)
+            if not is_visible(item, facts.turn, phase, viewer, facts.voided_turns):
+                continue
+        entries.append(
+            ActivityEntry(event.seq, event.at, event.actor, event.action, turn, event.detail)
+        )
+    return entries
+
+
+@dataclass(frozen=True)
+class _Event:
+    author: str
+    turn: int
+    visibility: Visibility
+
+
+def reviewer_load(ctx: Context, actor: str, reviewers: Sequence[str] = ()) -> dict[str, int]:
+    """Open reviews per checker: requests under review in which they voted this turn and
+    have not yet submitted (for the overview; any output checker may ask)."""
+
+    def work(session: Session, me: Person) -> dict[str, int]:
+        perms.check_can_review(ActorFacts(me.email, frozenset(me.role_names), False, False))
+        under_review = ("submitted", "partially_reviewed", "reviewed")
+        voted = session.execute(
+            select(m.VoteRow.reviewer_id, m.Request.id)
+            .join(m.File, m.File.id == m.VoteRow.file_id)
+            .join(m.Request, m.Request.id == m.File.request_id)
+            .where(m.Request.status.in_(under_review), m.VoteRow.turn == m.Request.review_turn)
+            .distinct()
+        ).all()
+        submitted = set(
+            session.execute(
+                select(m.Review.reviewer_id, m.Request.id)
+                .join(m.Request, m.Request.id == m.Review.request_id)
+                .where(m.Review.turn == m.Request.review_turn)
+            ).all()
+        )
+        people = emails(session, {r.reviewer_id for r in voted})
+        load: dict[str, int] = {}
+        for reviewer_id, request_pk in voted:
+            if (reviewer_id, request_pk) not in submitted:
+                email = people[reviewer_id]
+                load[email] = load.get(email, 0) + 1
+        return {k: v for k, v in load.items() if not reviewers or k in reviewers}
+
+    return read(ctx, actor, work)
