@@ -1,0 +1,104 @@
+"""Recipes: tables from a registered dataset carry one that the queue can re-derive; tables
+from a frame the researcher changed are labelled as having none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from enclave.analysis import AnalysisError, Session
+from enclave.analysis.recipes import NO_RECIPE_TRANSFORMED
+from output_checker import Parameters
+from output_checker.queue.recipes import derive, parse_recipe
+from tests.enclave.analysis.conftest import PROJECT
+
+
+def _data(data_dir: Path) -> Path:
+    return data_dir / "projects" / PROJECT / "data"
+
+
+def test_a_table_from_a_registered_dataset_is_re_derivable(
+    session: Session, data_dir: Path
+) -> None:
+    df = session.load("cohort-outcomes", entity="person_id")
+    year5 = session.where(df, "year", "==", 5)
+    session.pivot_table(year5, "benefit_months", "group", "sex", aggfunc="mean")
+    output = session.outputs.get("output_0")
+    assert output.provenance.recipe and output.provenance.dataset == "cohort-outcomes"
+    file = output.files[0]
+    assert file.recipe is not None
+    recipe = parse_recipe(file.recipe)  # the queue's own parser accepts it
+    assert recipe.filters[0].column == "year" and recipe.entity == "person_id"
+    again = derive(recipe, _data(data_dir), Parameters())
+    assert again.to_frame().to_csv().encode() == file.data
+
+
+def test_an_unrelated_change_keeps_the_recipe(session: Session) -> None:
+    df = session.load("charities")
+    session.pivot_table(df.assign(year=df.year + 1), "total_costs", "grant_type")
+    assert session.outputs.get("output_0").provenance.recipe
+
+
+def test_series_crosstab_and_copies_keep_the_recipe(session: Session) -> None:
+    df = session.load("charities")
+    copy = df.copy()[["survivor", "grant_type"]].sort_values("grant_type")
+    table = session.crosstab(copy.survivor, copy.grant_type)
+    assert not table.isna().any().any()
+    provenance = session.outputs.get("output_0").provenance
+    assert provenance.recipe and provenance.dataset == "charities"
+    session.crosstab(copy.survivor, df.year)  # columns of one dataset, in different orders
+    assert session.outputs.get("output_1").provenance.dataset == "charities"
+    session.crosstab(copy.grant_type, df.year >= 0)
+    label = session.outputs.get("output_2").provenance.label
+    assert label == NO_RECIPE_TRANSFORMED  # a derived column is not the dataset's
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda df: df.assign(grant_type=df.grant_type.str.lower()),
+        lambda df: df[df.year > 2010],
+        lambda df: df.assign(total_costs=df.total_costs.where(df.index != 3, 0.0)),
+    ],
+)
+def test_changed_frames_have_no_recipe(session: Session, change: object) -> None:
+    df = session.load("charities")
+    changed = change(df)  # type: ignore[operator]
+    session.pivot_table(changed, "total_costs", "grant_type", aggfunc="mean")
+    output = session.outputs.get("output_0")
+    assert output.files[0].recipe is None
+    assert output.provenance.label == NO_RECIPE_TRANSFORMED
+    assert "no recipe" in output.summary
+
+
+def test_an_edit_in_place_after_loading_is_detected(session: Session) -> None:
+    df = session.load("charities")
+    df.loc[0, "total_costs"] = 1.0
+    session.pivot_table(df, "total_costs", "grant_type", aggfunc="mean")
+    assert session.outputs.get("output_0").files[0].recipe is None
+
+
+def test_required_recipes_refuse_unregistered_data(data_dir: Path, session: Session) -> None:
+    strict = Session(PROJECT, data_dir / "outbox", _data(data_dir), require_recipes=True,
+                     quiet=True)  # fmt: skip
+    df = strict.load("charities")
+    with pytest.raises(AnalysisError, match="requires tables built from a registered dataset"):
+        strict.pivot_table(df.assign(x=1), "x", "grant_type", aggfunc="mean")
+    with pytest.raises(AnalysisError, match="requires outputs built from a registered"):
+        strict.ols(df.inc_activity * 2, df[["inc_grants"]])
+    assert len(strict.outputs) == 0
+    strict.pivot_table(df, "total_costs", "grant_type", aggfunc="mean")
+    assert len(strict.outputs) == 1
+
+
+def test_dataset_errors(session: Session, data_dir: Path) -> None:
+    with pytest.raises(AnalysisError, match="no registered dataset named 'secret'"):
+        session.load("secret")
+    with pytest.raises(AnalysisError, match="dataset name"):
+        session.load("../etc/passwd")
+    with pytest.raises(AnalysisError, match="filter op"):
+        session.load("charities", filters=[("year", "~", 3)])
+    with pytest.raises(AnalysisError, match="column"):
+        session.load("charities", columns=["nope"])
+    assert session.list_datasets() == ["charities", "cohort-outcomes", "cohort-persons"]
