@@ -133,7 +133,10 @@ def _command(record: Mapping[str, Any]) -> str:
 
 
 def _acro_record(uid: str, record: Mapping[str, Any], file_name: str) -> dict[str, Any]:
-    request = record.get("request") if isinstance(record.get("request"), Mapping) else None
+    # Only a table's request names index and columns; models, curves and histograms have
+    # requests of other shapes.
+    given = record.get("request")
+    request = given if record["kind"] == "table" and isinstance(given, Mapping) else None
     statbarn, risks = _STATBARNS.get(record["output_type"], ("unknown", ()))
     if record["kind"] == "table":
         sdc, outcome, check_status = _table_parts(record)

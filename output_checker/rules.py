@@ -196,7 +196,10 @@ def class_disclosure(table: LaidTable, params: Parameters) -> RuleResult:
     else:
         share = np.zeros(table.n_cells)
         for totals in (table.row_total, table.col_total):
-            has = totals >= 0
+            # A total over a single category teaches nothing: everyone in it is in that category
+            # by definition (a one-row or ungrouped table); only totals over 2+ cells count.
+            children = np.bincount(totals[totals >= 0], minlength=table.n_cells)
+            has = (totals >= 0) & (children[np.maximum(totals, 0)] >= 2)
             denominator = np.where(has, n[np.maximum(totals, 0)], 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 share = np.maximum(share, np.where(denominator > 0, n / denominator, 0.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -13,7 +13,7 @@ import pandas as pd
 from enclave.analysis.datasets import FrameTracker, Source
 from enclave.analysis.errors import AnalysisError
 from enclave.analysis.outputs import OutputFile, Provenance
-from enclave.analysis.recipes import NO_RECIPE_SUPPRESSED, provenance_of, table_recipe
+from enclave.analysis.recipes import provenance_of, table_recipe
 from output_checker import CheckerError, Parameters, TableResult, check_table
 
 
@@ -157,9 +157,7 @@ def checked_table(
     if record["output"]["sha256"] != hashlib.sha256(data).hexdigest():
         raise AnalysisError("internal error: the table file is not the table that was checked")
     recipe = None
-    # the queue re-derives tables without protection, so a table with suppressed cells would
-    # never match its recipe: such a table goes without one (checked on its evidence instead)
-    if source is not None and not result.suppressed.any():
+    if source is not None:  # the queue re-derives it, protected as here when suppress is on
         recipe = table_recipe(
             source,
             index=index,
@@ -168,20 +166,12 @@ def checked_table(
             aggregation=str(record["statistic"]),
             entity=entity,
             margins=margins,
+            protect=ctx.suppress,
         )
     return result, shown, OutputFile(label, "csv", data, record, recipe)
 
 
-def table_provenance(source: Source | None, files: Sequence[OutputFile]) -> Provenance:
-    """The provenance of a table output: a recipe when every table has one."""
-    provenance = provenance_of(source, table=True)
-    without = sum(1 for f in files if f.extension == "csv" and f.recipe is None)
-    if source is None or not without:
-        return provenance
-    return replace(
-        provenance,
-        recipe=False,
-        label=f"{NO_RECIPE_SUPPRESSED} ({without} of "
-        f"{sum(1 for f in files if f.extension == 'csv')} tables); built from registered "
-        f"dataset {source.dataset} ({source.version[:19]}…)",
-    )
+def table_provenance(source: Source | None) -> Provenance:
+    """The provenance of a table output: a recipe when it was built from a registered
+    dataset (every table file then carries one)."""
+    return provenance_of(source, table=True)

@@ -225,4 +225,4 @@ def bar(
     assert csv.record is not None
     plot = CheckedPlot(name, png, table, str(csv.record["status"]))
     call = command("bar", column=column, by=by)
-    return Made(plot, (csv, png_file(png, csv)), table_provenance(source, [csv]), "bar", call)
+    return Made(plot, (csv, png_file(png, csv)), table_provenance(source), "bar", call)

@@ -17,9 +17,6 @@ from enclave.analysis.outputs import Provenance
 
 NO_RECIPE_TRANSFORMED = "no recipe: built from a researcher-transformed frame"
 NO_RECIPE_KIND = "no recipe: the queue re-derives tables only"
-NO_RECIPE_SUPPRESSED = (
-    "no recipe for tables with suppressed cells: the queue re-derives unprotected tables only"
-)
 
 
 def table_recipe(
@@ -31,6 +28,7 @@ def table_recipe(
     aggregation: str,
     entity: str | None,
     margins: bool,
+    protect: bool,
 ) -> dict[str, Any]:
     """The recipe of one table in the queue's JSON form."""
     return {
@@ -43,6 +41,7 @@ def table_recipe(
         "entity": entity,
         "weights": None,
         "margins": margins,
+        "protect": protect,
     }
 
 

@@ -154,7 +154,7 @@ def crosstab(
         "crosstab", index=rows, columns=cols, values=value_name, aggfunc=aggfunc,
         margins=margins or None, normalize=normalize or None, entity=unit,
     )  # fmt: skip
-    return Made(value, tuple(files), table_provenance(source, files), "crosstab", call)
+    return Made(value, tuple(files), table_provenance(source), "crosstab", call)
 
 
 def _confirm(
@@ -295,7 +295,7 @@ def _grouped(
         margins=margins or None, entity=unit,
     )  # fmt: skip
     made = _rename_margins(result, margins_name)
-    return Made(made, tuple(files), table_provenance(source, files), method, call)
+    return Made(made, tuple(files), table_provenance(source), method, call)
 
 
 def describe(
@@ -351,4 +351,4 @@ def describe(
         combined = combined.iloc[0].unstack(level=0).loc[[r for r, _, _ in DESCRIBE_STATISTICS]]
         combined.columns.name = None
     call = command("describe", columns=wanted, by=_names(by) or None, entity=unit)
-    return Made(combined, tuple(files), table_provenance(source, files), "describe", call)
+    return Made(combined, tuple(files), table_provenance(source), "describe", call)

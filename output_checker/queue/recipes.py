@@ -47,6 +47,7 @@ KEYS = frozenset(
         "entity",
         "weights",
         "margins",
+        "protect",
     }
 )
 DATA_SUFFIXES = (".parquet", ".csv")
@@ -79,6 +80,7 @@ class Recipe:
     entity: str | None = None
     weights: str | None = None
     margins: bool = False
+    protect: bool = False  # the table was protected (secondary suppression) as submitted
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe's JSON form, as the bundle manifest holds it."""
@@ -92,6 +94,7 @@ class Recipe:
             "entity": self.entity,
             "weights": self.weights,
             "margins": self.margins,
+            "protect": self.protect,
         }
 
     def columns_needed(self) -> list[str]:
@@ -168,9 +171,11 @@ def parse_recipe(raw: Any) -> Recipe:
     aggregation = raw.get("aggregation", "count")
     if not isinstance(aggregation, str):
         raise _bad("$.aggregation", "expected a string such as count or mean")
-    margins = raw.get("margins", False)
+    margins, protect = raw.get("margins", False), raw.get("protect", False)
     if not isinstance(margins, bool):
         raise _bad("$.margins", "expected true or false")
+    if not isinstance(protect, bool):
+        raise _bad("$.protect", "expected true or false")
     return Recipe(
         dataset=dataset,
         version=version,
@@ -182,6 +187,7 @@ def parse_recipe(raw: Any) -> Recipe:
         entity=_column(raw.get("entity"), "$.entity", optional=True),
         weights=_column(raw.get("weights"), "$.weights", optional=True),
         margins=margins,
+        protect=protect,
     )
 
 
@@ -251,4 +257,5 @@ def derive(recipe: Recipe, data_dir: Path, parameters: Parameters) -> TableResul
         weights=recipe.weights,
         margins=recipe.margins,
         parameters=parameters,
+        protect=recipe.protect,
     )

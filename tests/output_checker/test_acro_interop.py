@@ -393,6 +393,17 @@ def test_other_kinds_export_with_their_envelope() -> None:
     assert imported.enclave == model and imported.flagged == {}
 
 
+def test_real_model_records_export() -> None:
+    """A model's request has no index or columns: the export must not assume a table's."""
+    from output_checker import check_model
+
+    frame = survey(n=400)
+    fitted = sm.OLS(frame["size"].astype(float), sm.add_constant(frame[["x"]])).fit()
+    record = check_model(fitted).to_dict()
+    [exported] = to_acro_results([record])["results"].values()
+    assert exported["fair"]["independent"] == [] and exported[NAMESPACE] == record
+
+
 def test_unknown_acro_check_with_flagged_cells_is_not_ignored() -> None:
     raw = {
         "status": "pass",

@@ -156,3 +156,15 @@ def test_rule_that_cannot_be_evaluated_reviews(
     result = check_table(frame, "region", values="income", aggfunc="sum")
     assert result.status == Status.REVIEW
     assert any("nk could not be evaluated" in note for note in result.notes)
+
+
+def test_class_disclosure_needs_a_total_over_two_or_more_categories() -> None:
+    """A one-category table (e.g. an ungrouped count) holds all of its total by definition:
+    nothing is disclosed. A column total over two row categories still counts."""
+    everyone = pd.DataFrame({"a": ["x"] * 30, "b": list("pq") * 15})
+    alone = check_table(everyone, "a")
+    assert alone.status == Status.PASS
+    assert alone.rules["class_disclosure"].status.max() == Status.PASS
+    lopsided = pd.DataFrame({"a": ["x"] * 29 + ["y"], "b": ["p"] * 30})
+    crossed = check_table(lopsided, "a", "b")
+    assert crossed.rules["class_disclosure"].status.max() == Status.FAIL  # 29 of 30 p are x

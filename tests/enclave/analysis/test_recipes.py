@@ -10,6 +10,7 @@ import pytest
 from enclave.analysis import AnalysisError, Session
 from enclave.analysis.recipes import NO_RECIPE_TRANSFORMED
 from output_checker import Parameters
+from output_checker.queue.recheck import Recheck, recheck_output
 from output_checker.queue.recipes import derive, parse_recipe
 from tests.enclave.analysis.conftest import PROJECT
 
@@ -102,3 +103,20 @@ def test_dataset_errors(session: Session, data_dir: Path) -> None:
     with pytest.raises(AnalysisError, match="column"):
         session.load("charities", columns=["nope"])
     assert session.list_datasets() == ["charities", "cohort-outcomes", "cohort-persons"]
+
+
+def test_a_protected_table_keeps_its_recipe_and_the_queue_rederives_it(
+    data_dir: Path, session: Session
+) -> None:
+    """Suppressed cells do not cost the recipe: the queue re-derives the table protected the
+    same way and finds the same numbers and the same blanks."""
+    df = session.load("charities")
+    session.crosstab(df.year, df.grant_type, margins=True)
+    (file,) = [f for f in session.outputs.get("output_0").files if f.extension == "csv"]
+    assert file.record is not None and file.recipe is not None and file.recipe["protect"]
+    assert any(cell["suppressed"] for cell in file.record["cells"])
+    project_data = data_dir / "projects" / PROJECT / "data"
+    verdict = recheck_output(
+        file.data, "csv", file.record, parse_recipe(file.recipe), Parameters(), project_data
+    )
+    assert verdict.recheck is Recheck.MATCHES, verdict.summary

@@ -52,7 +52,7 @@ def _tar() -> bytes:
     [
         ("a.zip", _zip(), "file_type"),
         ("a.csv", _zip(), "archive"),
-        ("a.txt", gzip.compress(b"hello"), "archive"),
+        ("a.txt", gzip.compress(b"hello", mtime=0), "archive"),
         ("a.md", _tar(), "archive"),
         ("a.json", b"{nope", "file_content"),
         ("a.json", b'{"x": NaN}', "file_content"),
