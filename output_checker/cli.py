@@ -1,7 +1,8 @@
-"""``output-checker``: check tables and models from the command line.
+"""``output-checker``: check tables and models from the command line, and serve the review queue.
 
 Exit codes: 0 the output passes; 1 it fails or needs review (the manifest says which);
-2 the request could not be checked (bad input, named in one line on stderr).
+2 the request could not be checked (bad input, named in one line on stderr). ``serve`` runs
+until interrupted and exits 2 on a configuration error (no secret key, no current schema).
 """
 
 from __future__ import annotations
@@ -104,7 +105,33 @@ def _parser() -> argparse.ArgumentParser:
         "residuals, fittedvalues, predictions, leverage, influence",
     )
     _common(model)
+
+    serve = sub.add_parser("serve", help="run the output review queue (web pages, JSON API)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8100)
+    serve.add_argument("--config", type=Path, help="TOML settings file (or $ENCLAVE_CONFIG)")
+    serve.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="do not run the outbox watcher and the release worker in this process",
+    )
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Run the review queue; configuration errors are one line and exit code 2."""
+    from enclave.control.errors import ControlError  # Flask and the database only to serve
+    from enclave.settings import Settings, SettingsError
+    from output_checker.queue.web.serve import serve
+
+    try:
+        settings = Settings.load(config_file=args.config)
+        return serve(settings, host=args.host, port=args.port, workers=not args.no_workers)
+    except ControlError as error:
+        print(f"output-checker: error: {error} [{error.rule}]", file=sys.stderr)
+    except SettingsError as error:
+        print(f"output-checker: error: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +205,8 @@ def _tabulated(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     try:
         if args.command in ("protect", "audit"):
             return _tabulated(args)

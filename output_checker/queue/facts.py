@@ -28,10 +28,11 @@ RESEARCHER_ROLE = "researcher"
 class ActorFacts:
     """Who is acting, in relation to one project (and, when known, one request).
 
-    ``is_member``: holds an open, unexpired researcher or data-lab membership of the project;
-    ``was_member``: holds or ever held one (membership rows are ended, never deleted). A
-    membership as the project's *output checker* gives no access to data or workspace and is
-    not counted: it is how checkers are assigned, not collaboration.
+    ``is_member``: holds an open, unexpired researcher or data-lab membership of the project
+    (a collaborator, who sees its requests); ``was_member``: holds or ever held a membership
+    of the project in *any* role, the project's output-checker role included (membership rows
+    are ended, never deleted). Any such tie bars reviewing: no member of the request's
+    project may review, release, reject or download it.
     """
 
     email: str

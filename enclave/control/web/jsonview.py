@@ -13,13 +13,16 @@ from typing import Any
 
 
 def plain(value: Any) -> Any:
-    """``value`` with dataclasses as dicts, dates and datetimes as ISO strings, tuples as lists."""
+    """``value`` with dataclasses as dicts, dates and datetimes as ISO strings, tuples as lists,
+    sets as sorted lists."""
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, date):  # datetime too
         return value.isoformat()
     if isinstance(value, list | tuple):
         return [plain(item) for item in value]
+    if isinstance(value, set | frozenset):  # sorted, so the JSON is the same every time
+        return sorted(plain(item) for item in value)
     if isinstance(value, dict):
         return {str(key): plain(item) for key, item in value.items()}
     return value

@@ -9,6 +9,7 @@ that its paths are exactly the API's routes.
 
 from __future__ import annotations
 
+import enum
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -206,8 +207,10 @@ def type_schema(annotation: Any) -> dict[str, Any]:
     if origin in (Union, types.UnionType):
         (inner,) = [a for a in args if a is not type(None)]
         return {"anyOf": [type_schema(inner), {"type": "null"}]}
-    if origin is tuple:
+    if origin is tuple or origin is frozenset:
         return {"type": "array", "items": type_schema(args[0])}
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return {"enum": [member.value for member in annotation]}
     if origin is dict:
         return {"type": "object"}
     if is_dataclass(annotation):

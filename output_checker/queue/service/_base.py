@@ -52,8 +52,9 @@ from output_checker.queue.workflow import (
 
 T = TypeVar("T")
 
-# Memberships that tie a person to a project's data or workspace. An output-checker
-# membership (how checkers are assigned) gives neither and does not bar reviewing.
+# Memberships that make a person a collaborator on the project (they see its requests and
+# comment on them). Separation of duties is wider: *any* membership of the project, of any
+# role, past or present, bars reviewing, releasing, rejecting and downloading its requests.
 SEPARATED_ROLES = frozenset({"researcher", "datalab_client"})
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_COMMENT = 20_000
@@ -224,7 +225,7 @@ def actor_facts(
         email=person.email,
         roles=frozenset(person.role_names),
         is_member=any(r.removed_at is None and r.expires_on >= today for r in tied),
-        was_member=bool(tied),
+        was_member=bool(rows),  # any role, ended or not: the "no member of the project"
         is_author=author_id is not None and author_id == person.id,
         accredited=bool(accredited),
     )

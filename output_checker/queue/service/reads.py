@@ -221,13 +221,18 @@ def list_requests(
     def work(session: Session, me: Person) -> list[RequestSummary]:
         today = ctx.today()
         memberships = session.execute(
-            select(Membership.project_id, Membership.removed_at, Membership.expires_on).where(
-                Membership.person_id == me.id, Membership.role.in_(SEPARATED_ROLES)
-            )
+            select(
+                Membership.project_id,
+                Membership.role,
+                Membership.removed_at,
+                Membership.expires_on,
+            ).where(Membership.person_id == me.id)
         ).all()
-        tied = {r.project_id for r in memberships}
+        tied = {r.project_id for r in memberships}  # any membership bars reviewing
         current = {
-            r.project_id for r in memberships if r.removed_at is None and r.expires_on >= today
+            r.project_id
+            for r in memberships
+            if r.role in SEPARATED_ROLES and r.removed_at is None and r.expires_on >= today
         }
         reviewer = "output_checker" in me.role_names
         visible: list[ColumnElement[bool]] = [m.Request.project_id.in_(current)] if current else []

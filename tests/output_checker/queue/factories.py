@@ -33,7 +33,8 @@ class QueueWorld:
     ``author`` and ``collaborator`` are researcher members; ``member_checker`` is an output
     checker who is also a researcher member; ``former_member`` an output checker whose
     researcher membership ended; ``assigned_checker`` a checker holding the project's
-    output-checker membership (not a tie to data); ``checker_a/b/c`` have no tie at all.
+    output-checker membership (a tie all the same: barred from reviewing);
+    ``checker_a/b/c`` have no tie at all.
     """
 
     base: World

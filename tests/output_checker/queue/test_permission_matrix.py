@@ -57,7 +57,8 @@ ROLES = (
     "nobody",
 )
 MEMBERS = {"author", "collaborator", "member_checker"}
-REVIEWERS = {"checker_c", "assigned_checker"}
+# Any membership of the project bars reviewing, the output-checker role's included.
+REVIEWERS = {"checker_c"}
 AUTHOR_TURNS = {S.PENDING, S.RETURNED}
 REVIEW_TURNS = {S.SUBMITTED, S.PARTIALLY_REVIEWED, S.REVIEWED}
 ALL = set(S)
@@ -71,7 +72,7 @@ FACTS = {
     "member_checker": ActorFacts("c@x", frozenset({"researcher", "output_checker"}), True, True),
     "former_member": ActorFacts("d@x", frozenset({"researcher", "output_checker"}), False, True),
     "checker_c": ActorFacts("e@x", frozenset({"output_checker"}), False, False),
-    "assigned_checker": ActorFacts("f@x", frozenset({"output_checker"}), False, False),
+    "assigned_checker": ActorFacts("f@x", frozenset({"output_checker"}), False, True),
     "admin": ActorFacts("g@x", frozenset({"admin"}), False, False),
     "custodian": ActorFacts("h@x", frozenset({"data_custodian"}), False, False),
     "outsider": ActorFacts("i@x", frozenset({"researcher"}), False, False),

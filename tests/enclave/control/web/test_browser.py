@@ -1,16 +1,13 @@
 """An admin provisions a project end to end in a real browser: Playwright drives Debian's
 Chromium against the app served by a real HTTP server thread.
 
-The set-up installs Chromium with apt when it is missing (as root); it never downloads a
-browser build of Playwright's own. Every step waits on what the page shows, never on time.
+The set-up (``tests.browser``) installs Chromium with apt when it is missing (as root); it never
+downloads a browser build of Playwright's own. Every step waits on what the page shows, never
+on time.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +16,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 from werkzeug.serving import make_server
 
 from enclave.control.context import Context
@@ -27,39 +24,12 @@ from enclave.control.db import make_engine, upgrade
 from enclave.control.service import people
 from enclave.control.web import create_app
 from enclave.settings import Settings
+from tests.browser import browser_fixture  # noqa: F401 - provides the `browser` fixture
 from tests.enclave.control.web.conftest import PASSWORD, SECRET_KEY
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-INSTALL_LOCK = Path("/tmp/enclave-chromium-install.lock")
 ADMIN, CUSTODIAN = "ada@enclave.example", "cas@agency.example"
-
-
-def chromium() -> str:
-    """The path of Debian's Chromium, installed with apt-get first if it is missing."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.fail("chromium is missing and only root can install it: apt-get install -y chromium")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "chromium"]
-    with INSTALL_LOCK.open("w") as lock:  # xdist workers must not run apt at the same time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        missing = not shutil.which("chromium")
-        if missing and subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            # The package lists may be stale or absent on a new machine: refresh, then retry.
-            subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-            subprocess.run(install, env=env, check=True, capture_output=True)
-    return shutil.which("chromium") or pytest.fail("apt-get installed no chromium binary")
 
 
 @pytest.fixture
@@ -94,23 +64,6 @@ def base_url(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         server.server_close()
         thread.join()
         ctx.close()
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    """Chromium with a fresh profile under tmp_path."""
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium(),
-            args=CHROMIUM_ARGS,
-            headless=True,
-        )
-        context.set_default_timeout(15_000)
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def log_in(page: Page, base: str, email: str, code: str) -> None:

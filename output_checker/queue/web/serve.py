@@ -1,0 +1,53 @@
+"""``output-checker serve``: the queue's web faces on waitress (the embedded default), with
+the outbox watcher and the release worker running beside them, so one command runs the whole
+airlock standalone.
+
+In production behind a TLS-terminating proxy, run the app under any WSGI server
+(``gunicorn -w 4 -b 127.0.0.1:8100 'output_checker.queue.web:create_app()'``) and the
+workers once, as their own services.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import waitress
+
+from enclave.control.web.state import EXTENSION, WebState
+from enclave.settings import Settings
+from output_checker.queue import release, watcher
+from output_checker.queue.web.app import create_app
+from output_checker.queue.web.state import EXTENSION as QUEUE_EXTENSION
+from output_checker.queue.web.state import QueueOptions
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: bool = True) -> int:
+    """Serve until interrupted; returns the exit status. Raises SettingsError without a secret
+    key and ControlError / QueueError if a schema is not current (before listening)."""
+    app = create_app(settings)
+    state: WebState = app.extensions[EXTENSION]
+    options: QueueOptions = app.extensions[QUEUE_EXTENSION]
+    stop = threading.Event()
+    threads = []
+    if workers:
+        threads = [
+            threading.Thread(target=release.run, args=(state.context, stop), daemon=True),
+            threading.Thread(
+                target=watcher.watch,
+                args=(state.context, stop),
+                kwargs={"limits": options.limits},
+                daemon=True,
+            ),
+        ]
+    for thread in threads:
+        thread.start()
+    print(f"output-checker: serving the review queue on http://{host}:{port}/", file=sys.stderr)
+    try:
+        waitress.serve(app, host=host, port=port, ident="output-checker")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        state.context.close()
+    return 0
