@@ -25,10 +25,12 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest -n auto
 
-## Benchmarks beside their anchors; writes benchmarks/RESULTS.md and RESULTS-protection.md.
+## Benchmarks beside their anchors; writes benchmarks/RESULTS.md, RESULTS-protection.md and
+## RESULTS-linkage.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_checker.py --write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_protection.py --write benchmarks/RESULTS-protection.md
+	$(BIN)/python benchmarks/bench_linkage.py --spark --write benchmarks/RESULTS-linkage.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -338,10 +338,12 @@ ours/floor <= 2x; extra peak during the operation <= 0.5 x the data.
 """
 
 
-PROTECTION_NOTE = (
-    "Table protection (secondary suppression, LP audit) is measured beside its hypercube "
-    "baseline by `benchmarks/bench_protection.py`: results and verdicts in "
-    "[RESULTS-protection.md](RESULTS-protection.md)."
+OTHER_BENCHMARKS_NOTE = (
+    "Other benchmarks, each beside its anchor: table protection (secondary suppression, LP "
+    "audit) against the hypercube baseline, `benchmarks/bench_protection.py`, in "
+    "[RESULTS-protection.md](RESULTS-protection.md); record linkage against Splink's published "
+    "figures, `benchmarks/bench_linkage.py`, in [RESULTS-linkage.md](RESULTS-linkage.md); the "
+    "review queue under load, `benchmarks/bench_queue.py`, in [RESULTS-queue.md](RESULTS-queue.md)."
 )
 
 
@@ -363,7 +365,7 @@ def report(
     )
     parts = [
         "# Checker benchmark\n",
-        PROTECTION_NOTE + "\n",
+        OTHER_BENCHMARKS_NOTE + "\n",
         "Machine: "
         + ", ".join(f"{k} {v}" for k, v in machine.items())
         + f". Wall time of the whole benchmark: {elapsed:.0f} s. Load average (1 min) at start "
