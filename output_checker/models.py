@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from statsmodels.base.model import Results
 
 from output_checker import api
 from output_checker.errors import InputError
-from output_checker.model_evidence import ModelEvidence, extract_evidence
+from output_checker.model_evidence import Level, ModelEvidence, extract_evidence
 from output_checker.parameters import Parameters
 from output_checker.results import envelope, json_scalar
 from output_checker.status import Status, worst
@@ -126,7 +126,10 @@ class ModelResult:
                 "df_resid": json_scalar(ev.df_resid),
                 "rsquared": json_scalar(ev.rsquared),
                 "residual_variance": json_scalar(ev.residual_variance),
-                "levels": [level.to_dict() for level in ev.levels or ()],
+                "response_square": json_scalar(ev.response_square),
+                "supported": ev.supported,
+                "levels": None if ev.levels is None else [lv.to_dict() for lv in ev.levels],
+                "level_note": ev.level_note,
             },
             "checks": {name: check.to_dict() for name, check in self.checks.items()},
             "output": {"format": "csv", "sha256": self.output_sha256()},
@@ -163,6 +166,69 @@ def check_model(
         notes.append(f"model class {evidence.model_class} is not supported: sent to review")
         floor = Status.REVIEW
     return ModelResult(evidence, params, requested, checks, tuple(notes), floor)
+
+
+# What a model record must carry for the checks to be re-run on it (``recheck_record``).
+RECORD_FIELDS = (
+    "class", "family", "link", "supported", "nobs", "k", "df_resid", "rsquared",
+    "residual_variance", "response_square", "levels", "level_note",
+)  # fmt: skip
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def recheck_record(record: Mapping[str, Any], parameters: Parameters) -> ModelResult:
+    """Re-run the model checks on the evidence a model record carries, with ``parameters``
+    (the server's, never the record's). A record that lacks a field the checks read is sent
+    to review as a whole. The coefficient table itself is the output file, which the caller
+    binds to the record by its sha256; this function never needs it.
+
+    Raises InputError for a record that is not a model record or whose fields are malformed.
+    """
+    model = record.get("model")
+    if record.get("kind") != "model" or not isinstance(model, Mapping):
+        raise InputError("not a model record")
+    try:
+        outputs = normalise_outputs(record["request"]["outputs"])
+        missing = [name for name in RECORD_FIELDS if name not in model]
+        levels = model.get("levels")
+        evidence = ModelEvidence(
+            model_class=str(model.get("class")),
+            family=model.get("family"),
+            link=model.get("link"),
+            supported=model.get("supported") is True,
+            nobs=_number(model.get("nobs")),
+            k=None if model.get("k") is None else int(model["k"]),
+            df_resid=_number(model.get("df_resid")),
+            rsquared=_number(model.get("rsquared")),
+            residual_variance=_number(model.get("residual_variance")),
+            response_square=_number(model.get("response_square")),
+            levels=None
+            if levels is None
+            else tuple(
+                Level(str(lv["source"]), str(lv["column"]), str(lv["level"]), int(lv["n"]))
+                for lv in levels
+            ),
+            level_note=model.get("level_note"),
+            coefficients_csv="",
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"malformed model record ({type(error).__name__})") from error
+    checks = {
+        name: CHECKS[name](evidence, parameters, outputs)
+        for name in MODEL_CHECKS[parameters.conventions]
+    }
+    notes: list[str] = []
+    floor = Status.PASS
+    if missing:
+        notes.append(f"the record lacks {', '.join(missing)}: sent to review")
+        floor = Status.REVIEW
+    elif not evidence.supported:
+        notes.append(f"model class {evidence.model_class} is not supported: sent to review")
+        floor = Status.REVIEW
+    return ModelResult(evidence, parameters, outputs, checks, tuple(notes), floor)
 
 
 def normalise_outputs(outputs: str | Sequence[str]) -> tuple[str, ...]:

@@ -194,7 +194,10 @@ def build(
         entries.append({"name": name, "kind": "supporting", "group": "session",
                         "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
         files.append((name, data))
-    groups["session"] = {"context": "", "controls": "files written by enclave.analysis"}
+    groups["session"] = {
+        "context": "The session's record of its outputs (ACRO's results.json, session.json).",
+        "controls": "Written by enclave.analysis; supporting files, never released.",
+    }
     manifest = {"bundle_version": BUNDLE_VERSION, "title": title.strip(), "groups": groups,
                 "files": entries}  # fmt: skip
     content = BundleContent(tuple(files), manifest)

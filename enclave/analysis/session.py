@@ -31,7 +31,7 @@ from enclave.analysis.datasets import (
 )
 from enclave.analysis.errors import AnalysisError
 from enclave.analysis.outputs import Output, OutputFile, OutputRegistry, Provenance
-from enclave.analysis.submit import post_bundle
+from enclave.analysis.submit import create_request
 from enclave.analysis.summaries import summarise
 from output_checker import CheckerError, Parameters
 from output_checker.status import Status
@@ -42,12 +42,14 @@ CUSTOM_LABEL = "no recipe: a custom file, judged by a reviewer"
 
 @dataclass(frozen=True)
 class Submission:
-    """Where a submitted bundle went: the queue's API (``request_id``) or the outbox
-    (``bundle``, which the queue's watcher turns into a pending request)."""
+    """Where a submitted bundle went: the queue's API (``request_id``, and the request's
+    ``status``: ``pending`` until the researcher submits it in the queue, or ``submitted``)
+    or the outbox (``bundle``, which the queue's watcher turns into a pending request)."""
 
     via: str  # "api" or "outbox"
     request_id: str | None = None
     bundle: Path | None = None
+    status: str | None = None
 
 
 class Session:
@@ -408,17 +410,27 @@ class Session:
             self._echo(f"bundle written: {target} ({len(content.files)} files)")
         return target
 
-    def submit(self, title: str = "", ext: str = "json") -> Submission:
+    def submit(self, title: str = "", ext: str = "json", *, submit_now: bool = False) -> Submission:
         """Send the outputs for review: through the queue's API when a queue URL and token
-        are configured (outside a sandbox), else as a bundle in the outbox."""
+        are configured (outside a sandbox), else as a bundle in the outbox. Either way the
+        request is left pending for the researcher to complete and submit in the queue;
+        ``submit_now=True`` (API only) also submits it. The outputs are kept if it fails."""
         if not (self.queue_url and self._queue_token):
+            if submit_now:
+                raise AnalysisError(
+                    "submit_now needs the queue's API (ENCLAVE_QUEUE_URL and "
+                    "ENCLAVE_QUEUE_TOKEN): submit the request in the queue"
+                )
             return Submission("outbox", bundle=self.finalise(ext=ext, title=title))
         content = self._bundle(ext, title)
-        request_id = post_bundle(self.queue_url, self._queue_token, self.project, content)
+        created = create_request(self.queue_url, self._queue_token, self.project, content,
+                                 submit_now=submit_now)  # fmt: skip
         self.outputs.clear()
         if not self.quiet:
-            self._echo(f"release request {request_id} created ({len(content.files)} files)")
-        return Submission("api", request_id=request_id)
+            then = "" if submit_now else ": complete and submit it in the review queue"
+            self._echo(f"release request {created.request_id} {created.status} "
+                       f"({len(content.files)} files){then}")  # fmt: skip
+        return Submission("api", request_id=created.request_id, status=created.status)
 
     def _bundle(self, ext: str, title: str) -> bundle.BundleContent:
         if ext not in ("json", "xlsx"):

@@ -1,6 +1,6 @@
 """The server's own verdict on an output, from the submitted evidence, never the session's.
 
-Three paths, best first:
+Four paths, best first:
 
 1. **A recipe** (``recipes``): the table is re-derived from the project's data by this
    process, with the project's parameters. Its numbers must equal the submitted file's, else
@@ -9,7 +9,10 @@ Three paths, best first:
 2. **A table record without a recipe**: the checker's rules are re-run on the record's
    evidence (``evidence_recheck``) and the file's numbers must equal the record's cells; the
    numbers are not tied to the data, so the output is ``not_machine_checkable``.
-3. **Anything else** (other record kinds, free-form files): ``not_machine_checkable`` and at
+3. **A model record**: the model checks are re-run on the record's evidence (N, k, residual
+   degrees of freedom, R², level counts) with the project's parameters; the model is not
+   re-fitted, so the output is ``not_machine_checkable``.
+4. **Anything else** (other record kinds, free-form files): ``not_machine_checkable`` and at
    least ``review``; a verdict the session recorded can only make it worse, never better.
 """
 
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from output_checker.errors import CheckerError
+from output_checker.models import recheck_record as recheck_model_record
 from output_checker.parameters import Parameters
 from output_checker.queue.evidence_recheck import recheck_table_record
 from output_checker.queue.recipes import Recipe, derive
@@ -163,6 +167,19 @@ def _from_table_record(
     return Verdict(_status(status), Recheck.NOT_MACHINE_CHECKABLE, summary)
 
 
+def _from_model_record(record: Mapping[str, Any], parameters: Parameters) -> Verdict:
+    # the session's own fail is believed; its pass never is
+    claimed = Status.FAIL if record.get("status") == "fail" else Status.PASS
+    try:
+        result = recheck_model_record(record, parameters)
+    except CheckerError as error:
+        status = max(claimed, Status.REVIEW)
+        return Verdict(_status(status), Recheck.NOT_MACHINE_CHECKABLE, f"{status.label}: {error}")
+    status = max(claimed, result.status)
+    summary = result.summary() + "; model not re-fitted to the data (evidence from the record)"
+    return Verdict(_status(status), Recheck.NOT_MACHINE_CHECKABLE, summary)
+
+
 def recheck_output(
     content: bytes,
     filetype: str,
@@ -180,6 +197,8 @@ def recheck_output(
         return _from_recipe(content, filetype, recipe, parameters, data_dir)
     if record is not None and record.get("kind") == "table":
         return _from_table_record(content, filetype, record, parameters)
+    if record is not None and record.get("kind") == "model":
+        return _from_model_record(record, parameters)
     claimed = Status.REVIEW
     if record is not None and record.get("status") == "fail":
         claimed = Status.FAIL  # the session's own fail is believed; its pass never is

@@ -18,7 +18,7 @@ import statsmodels.formula.api as smf
 from statsmodels import formula as sm_formula
 
 from output_checker.errors import InputError, ParameterError
-from output_checker.models import ModelResult, check_model
+from output_checker.models import ModelResult, check_model, recheck_record
 from output_checker.parameters import Parameters
 from output_checker.status import Status
 
@@ -350,3 +350,52 @@ def test_distinct_rows_agree_with_numpy_unique() -> None:
         order = np.lexsort(rows.T[::-1])
         np.testing.assert_array_equal(rows[order], expected_rows)
         np.testing.assert_array_equal(counts[order], expected_counts)
+
+
+# ----- the queue re-runs the checks on a record's evidence ------------------------------------
+def _fits() -> list[Any]:
+    frame = _frame()
+    frame["alone"] = 0
+    frame.loc[17, "alone"] = 1
+    frame["b"] = (frame["z"] > 0).astype(int)
+    return [
+        _ols(25, 16),  # dof and saturation fail
+        _ols(200, 3),  # passes
+        sm.OLS(frame["y"], sm.add_constant(frame[["x", "alone"]])).fit(),  # one-person dummy
+        smf.ols("y ~ x", frame.assign(y=2.0 * frame["x"] + 1.0)).fit(),  # lookup
+        smf.logit("b ~ x", frame).fit(disp=0),
+    ]
+
+
+@pytest.mark.parametrize("which", range(5))
+def test_a_record_rechecked_gives_the_sessions_verdicts(which: int) -> None:
+    result = check_model(_fits()[which])
+    again = recheck_record(json.loads(json.dumps(result.to_dict())), Parameters())
+    assert _statuses(again) == _statuses(result)
+    assert again.status == result.status
+
+
+def test_a_forged_pass_is_rechecked_with_the_servers_parameters() -> None:
+    record = check_model(_ols(25, 16)).to_dict()
+    record["status"], record["checks"] = "pass", {}  # the session's verdict is never read
+    assert recheck_record(record, Parameters()).status == Status.FAIL
+    passing = check_model(_ols(200, 3)).to_dict()
+    strict = recheck_record(passing, Parameters(dof_threshold=500))
+    assert strict.checks["dof"].status == Status.FAIL
+
+
+def test_a_record_without_its_evidence_goes_to_review() -> None:
+    record = check_model(_ols(200, 3)).to_dict()
+    del record["model"]["level_note"], record["model"]["response_square"]
+    result = recheck_record(record, Parameters())
+    assert result.status == Status.REVIEW
+    assert "lacks response_square, level_note" in result.summary()
+
+
+def test_a_malformed_model_record_is_an_input_error() -> None:
+    record = check_model(_ols(200, 3)).to_dict()
+    record["model"]["levels"] = [{"source": "regressor"}]
+    with pytest.raises(InputError, match="malformed model record"):
+        recheck_record(record, Parameters())
+    with pytest.raises(InputError, match="not a model record"):
+        recheck_record({"kind": "table"}, Parameters())

@@ -317,6 +317,25 @@ def authenticate(ctx: Context, email: str, password: str, totp_code: str) -> Per
     raise AuthenticationFailed("email, password or code not accepted", rule="login")
 
 
+def vouched_login(ctx: Context, username: str | None, *, method: str) -> PersonView:
+    """The active person with this ``username``, which a trusted identity provider (JupyterHub
+    OAuth, an OIDC provider) has already authenticated; AuthenticationFailed for an unknown or
+    suspended account. Audited as ``login`` with ``method`` either way."""
+    name = (username or "").strip()[:64]
+    with transaction(ctx.engine) as session:
+        person = session.scalar(select(Person).where(Person.username == name)) if name else None
+        if person is not None and person.active:
+            record(session, ctx, person, "login", target=person.uuid, method=method, username=name)
+            return person_view(person)
+        reason = "unknown user" if person is None else "account suspended"
+        record(
+            session, ctx, name or "(none)", "login", outcome="refused", method=method, reason=reason
+        )
+    raise AuthenticationFailed(
+        "the identity provider's user has no active account here", rule="login"
+    )
+
+
 def get_person(ctx: Context, actor: str, email: str) -> PersonView:
     """One person: oneself, or anyone for an admin."""
 

@@ -17,12 +17,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask.typing import ResponseReturnValue
 
 from enclave.control.errors import AuthenticationFailed
-from enclave.control.service import login_guard
+from enclave.control.service import login_guard, people
 from enclave.control.web.auth import logout
 from enclave.control.web.forms import field
 from enclave.control.web.security import public, safe_next, start_session
 from enclave.control.web.state import context
-from output_checker.queue.web.oauth import hub_login, pkce_pair
+from output_checker.queue.web.oauth import pkce_pair
 from output_checker.queue.web.state import options
 
 bp = Blueprint("auth", __name__)
@@ -92,7 +92,7 @@ def oauth_callback() -> ResponseReturnValue:
     if not matches or not code:
         raise AuthenticationFailed("the login did not complete: start again", rule="oauth_state")
     token = client.token_for_code(code, code_verifier=str(verifier))
-    person = hub_login(context(), client.username_for_token(token))
+    person = people.vouched_login(context(), client.username_for_token(token), method="hub_oauth")
     start_session(person)
     flash(f"Logged in as {person.name}.", "ok")
     return redirect(safe_next(str(target or "")) or url_for("requests.overview"), code=303)

@@ -19,14 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from sqlalchemy import select
-
-from enclave.control import audit
-from enclave.control.context import Context
-from enclave.control.db import transaction
-from enclave.control.errors import AuthenticationFailed, IntegrationError
-from enclave.control.models import Person
-from enclave.control.views import PersonView, person_view
+from enclave.control.errors import IntegrationError
 from enclave.settings import SettingsError
 
 # What a JupyterHub service's environment holds when the hub runs it (``c.JupyterHub.services``).
@@ -112,32 +105,3 @@ def configured(environ: Mapping[str, str]) -> OAuthClient | None:
     if all(environ.get(name) for name in HUB_ENVIRONMENT):
         return HubOAuthClient.from_environment()
     return None
-
-
-def hub_login(ctx: Context, username: str | None) -> PersonView:
-    """The active person whose ``username`` the hub vouched for, with the login audited
-    (``login``, ``method: hub_oauth``); AuthenticationFailed (audited) for an unknown or
-    suspended account."""
-    name = (username or "").strip()[:64]
-    with transaction(ctx.engine) as session:
-        person = session.scalar(select(Person).where(Person.username == name)) if name else None
-        if person is not None and person.active:
-            audit.append(
-                session,
-                at=ctx.now(),
-                actor=person.email,
-                action="login",
-                target=person.uuid,
-                detail={"method": "hub_oauth", "username": name},
-            )
-            return person_view(person)
-        reason = "unknown hub user" if person is None else "account suspended"
-        audit.append(
-            session,
-            at=ctx.now(),
-            actor=name or "(none)",
-            action="login",
-            outcome="refused",
-            detail={"method": "hub_oauth", "reason": reason},
-        )
-    raise AuthenticationFailed("JupyterHub's user has no active account here", rule="login")

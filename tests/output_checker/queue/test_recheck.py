@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 
 from output_checker import check_table
+from output_checker.models import check_model
 from output_checker.parameters import Parameters
 from output_checker.queue.errors import InvalidInput
 from output_checker.queue.evidence_recheck import recheck_table_record
@@ -196,6 +198,19 @@ def test_free_form_outputs_are_not_machine_checkable(tmp_path: Path) -> None:
     claimed_fail = {"kind": "model", "status": "fail"}
     verdict = recheck_output(b"x", "txt", claimed_fail, None, Parameters(), tmp_path)
     assert verdict.status is CheckStatus.FAIL
+
+
+def test_model_records_are_rechecked_from_their_evidence(tmp_path: Path) -> None:
+    exog = sm.add_constant(np.random.default_rng(3).normal(size=(200, 2)))
+    endog = exog @ np.array([1.0, 2.0, -1.0]) + np.random.default_rng(4).normal(size=200)
+    result = check_model(sm.OLS(endog, exog).fit())
+    content = result.evidence.coefficients_csv.encode()
+    verdict = recheck_output(content, "csv", result.to_dict(), None, Parameters(), tmp_path)
+    assert (verdict.status, verdict.recheck) == (CheckStatus.PASS, Recheck.NOT_MACHINE_CHECKABLE)
+    assert "not re-fitted" in verdict.summary
+    strict = Parameters(dof_threshold=1_000)
+    verdict = recheck_output(content, "csv", result.to_dict(), None, strict, tmp_path)
+    assert verdict.status is CheckStatus.FAIL and "df_resid" in verdict.summary
 
 
 @pytest.mark.parametrize(
