@@ -143,3 +143,17 @@ def test_two_file_generator_for_scale() -> None:
     assert files.b["postcode"].isna().mean() > 0.01
     with pytest.raises(ValueError, match="at least 4"):
         generate_two_files(3)
+
+
+def test_a_mistyped_year_of_birth_never_lands_after_the_extraction_date() -> None:
+    from enclave.synth.ministries.corrupt import ErrorRates, dob_errors
+
+    rng = np.random.default_rng(5)
+    latest = np.datetime64("2025-12-31")
+    dob = latest - rng.integers(0, 365 * 12, 50_000).astype("timedelta64[D]")  # many children
+    rates = ErrorRates(dob_typo=0.5)
+    out = dob_errors(dob, rates, np.random.default_rng(6), latest=latest)
+    assert (out[~np.isnat(out)] <= latest).all()
+    assert ((out - dob).astype("timedelta64[D]").astype(np.int64) < -3000).any()  # -10 years
+    unbounded = dob_errors(dob, rates, np.random.default_rng(6))
+    assert (unbounded[~np.isnat(unbounded)] > latest).any()  # the bound is what prevents it

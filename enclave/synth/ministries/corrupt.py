@@ -121,9 +121,17 @@ def change_surnames(
     return out
 
 
-def dob_errors(dob: DateArray, rates: ErrorRates, rng: np.random.Generator) -> DateArray:
+def dob_errors(
+    dob: DateArray,
+    rates: ErrorRates,
+    rng: np.random.Generator,
+    *,
+    latest: np.datetime64 | None = None,
+) -> DateArray:
     """Transposed day and month, unknown day or month (recorded as the 1st or 1 January),
-    a mistyped year, and missing dates."""
+    a mistyped year, and missing dates. A mistyped year never lands after ``latest`` (the
+    extraction date): a clerk cannot record a birth in the future, and ingest rightly refuses
+    one, so such a slip goes the other way."""
     out = dob.copy()
     n = out.size
     year = out.astype("datetime64[Y]")
@@ -146,10 +154,13 @@ def dob_errors(dob: DateArray, rates: ErrorRates, rng: np.random.Generator) -> D
     )
     slip = pick(rng, n, rates.dob_typo)
     shift = rng.choice(np.array([-10, -1, 1, 10]), slip.size, p=[0.15, 0.35, 0.35, 0.15])
-    shifted = (out[slip].astype("datetime64[Y]") + shift) + (
-        out[slip] - out[slip].astype("datetime64[Y]").astype("datetime64[D]")
-    )
-    out[slip] = shifted.astype("datetime64[D]")
+    years = out[slip].astype("datetime64[Y]")
+    within_year = out[slip] - years.astype("datetime64[D]")
+    shifted = ((years + shift) + within_year).astype("datetime64[D]")
+    if latest is not None:
+        shift = np.where(shifted > latest, -np.abs(shift), shift)
+        shifted = ((years + shift) + within_year).astype("datetime64[D]")
+    out[slip] = shifted
     out[pick(rng, n, rates.dob_missing)] = np.datetime64("NaT")
     return out
 

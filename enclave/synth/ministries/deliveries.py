@@ -240,7 +240,12 @@ def _identifiers(
     given = corrupt.typos(given, rates.typo_given, rng)
     surname = corrupt.typos(surname, rates.typo_surname, rng)
     given, surname = corrupt.swap_names(given, surname, rates.swap_names, rng)
-    dob = corrupt.dob_errors(p["date_of_birth"].to_numpy().astype("datetime64[D]"), rates, rng)
+    dob = corrupt.dob_errors(
+        p["date_of_birth"].to_numpy().astype("datetime64[D]"),
+        rates,
+        rng,
+        latest=np.datetime64(WINDOW_END, "D"),
+    )
     postcode = corrupt.blank(
         corrupt.postcode_typos(postcode, rates.postcode_typo, rng), rates.postcode_missing, rng
     )
