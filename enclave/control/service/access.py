@@ -143,19 +143,42 @@ def authorize_session(ctx: Context, *, email: str, project: str) -> AccessDecisi
     """
     with transaction(ctx.engine) as session:
         decision = _evaluate(session, ctx, email, project)
-        record(
-            session,
-            ctx,
-            email,
-            Action.START_SESSION,
-            outcome="allowed" if decision.allowed else "refused",
-            target=email,
-            project=project,
-            rule=decision.rule,
-            reason=decision.reason,
-            datasets=[m.dataset for m in decision.data],
-        )
+        _record_decision(session, ctx, email, decision)
     return decision
+
+
+def authorize_session_for_username(ctx: Context, *, username: str, project: str) -> AccessDecision:
+    """``authorize_session`` for the person with this login name: the hub knows people by
+    username. An unknown username is refused with rule ``unknown_user``; audited either way."""
+    name = username.strip().lower()[:64]
+    with transaction(ctx.engine) as session:
+        email = (
+            session.scalar(select(Person.email).where(Person.username == name)) if name else None
+        )
+        if email is None:
+            decision = AccessDecision(
+                False, "", project, "unknown_user", "no account has this username"
+            )
+            _record_decision(session, ctx, name or "(none)", decision)
+        else:
+            decision = _evaluate(session, ctx, email, project)
+            _record_decision(session, ctx, email, decision)
+    return decision
+
+
+def _record_decision(session: Session, ctx: Context, actor: str, decision: AccessDecision) -> None:
+    record(
+        session,
+        ctx,
+        actor,
+        Action.START_SESSION,
+        outcome="allowed" if decision.allowed else "refused",
+        target=actor,
+        project=decision.project,
+        rule=decision.rule,
+        reason=decision.reason,
+        datasets=[m.dataset for m in decision.data],
+    )
 
 
 def record_session_stop(ctx: Context, *, email: str, project: str, reason: str = "") -> None:
