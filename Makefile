@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CHP    := $(VENV)/node_modules/.bin/configurable-http-proxy
 
-.PHONY: up test bench lint typecheck venv clean
+.PHONY: up test bench lint typecheck venv chp clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,23 +15,32 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+## configurable-http-proxy 5.3.0 (JupyterHub's proxy; needs Node >= 20) in the venv's prefix.
+$(CHP): | $(STAMP)
+	npm install --prefix $(VENV) --no-audit --no-fund --loglevel=error configurable-http-proxy@5.3.0
+
+chp: $(CHP)
+
 ## Run the main job: for now a demonstration of the output checker on generated microdata.
-up: $(STAMP)
+up: $(STAMP) $(CHP)
 	$(BIN)/enclave demo
 
 ## Lint, type-check and run every test (in parallel).
-test: $(STAMP)
+test: $(STAMP) $(CHP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist loadgroup
 
-## Benchmarks beside their anchors; writes benchmarks/RESULTS.md, RESULTS-protection.md and
-## RESULTS-linkage.md.
-bench: $(STAMP)
+## Benchmarks beside their anchors; writes benchmarks/RESULTS.md, RESULTS-protection.md,
+## RESULTS-linkage.md, RESULTS-queue.md (needs PostgreSQL on 127.0.0.1:5432) and RESULTS-hub.md
+## (needs root: accounts, cgroups, bubblewrap).
+bench: $(STAMP) $(CHP)
 	$(BIN)/python benchmarks/bench_checker.py --write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_protection.py --write benchmarks/RESULTS-protection.md
 	$(BIN)/python benchmarks/bench_linkage.py --spark --write benchmarks/RESULTS-linkage.md
+	$(BIN)/python benchmarks/bench_queue.py --write benchmarks/RESULTS-queue.md
+	$(BIN)/python benchmarks/bench_hub.py --write benchmarks/RESULTS-hub.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

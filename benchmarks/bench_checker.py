@@ -343,7 +343,10 @@ OTHER_BENCHMARKS_NOTE = (
     "audit) against the hypercube baseline, `benchmarks/bench_protection.py`, in "
     "[RESULTS-protection.md](RESULTS-protection.md); record linkage against Splink's published "
     "figures, `benchmarks/bench_linkage.py`, in [RESULTS-linkage.md](RESULTS-linkage.md); the "
-    "review queue under load, `benchmarks/bench_queue.py`, in [RESULTS-queue.md](RESULTS-queue.md)."
+    "review queue under load, `benchmarks/bench_queue.py`, in "
+    "[RESULTS-queue.md](RESULTS-queue.md); sandboxed sessions (spawn latency, 20 at once), "
+    "`benchmarks/bench_hub.py`, in "
+    "[RESULTS-hub.md](RESULTS-hub.md)."
 )
 
 

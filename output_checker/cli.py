@@ -1,8 +1,9 @@
 """``output-checker``: check tables and models from the command line, and serve the review queue.
 
 Exit codes: 0 the output passes; 1 it fails or needs review (the manifest says which);
-2 the request could not be checked (bad input, named in one line on stderr). ``serve`` runs
-until interrupted and exits 2 on a configuration error (no secret key, no current schema).
+2 the request could not be checked (bad input, named in one line on stderr). ``init`` creates
+or upgrades the review queue's tables (after ``enclave admin init``); ``serve`` runs until
+interrupted. Both exit 2 on a configuration error (no secret key, no current schema).
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(model)
 
+    init = sub.add_parser("init", help="create or upgrade the review queue's database tables")
+    init.add_argument("--config", type=Path, help="TOML settings file (or $ENCLAVE_CONFIG)")
+
     serve = sub.add_parser("serve", help="run the output review queue (web pages, JSON API)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8100)
@@ -132,6 +136,42 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"output-checker: error: {error}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def _init(args: argparse.Namespace) -> int:
+    """Create or upgrade the queue's tables in the control plane's database (which must be
+    current: ``enclave admin init`` creates it); problems are one line and exit code 2."""
+    from sqlalchemy.exc import SQLAlchemyError  # the database only to initialise
+
+    from enclave.control.db import make_engine
+    from enclave.control.errors import ControlError
+    from enclave.settings import Settings, SettingsError
+    from output_checker.queue import db
+
+    try:
+        settings = Settings.load(config_file=args.config)
+        engine = make_engine(settings.database_url)
+        try:
+            before = db.current_revision(engine)
+            db.upgrade(engine)
+            after = db.current_revision(engine)
+        finally:
+            engine.dispose()
+    except ControlError as error:
+        print(f"output-checker: error: {error} [{error.rule}]", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SettingsError as error:
+        print(f"output-checker: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SQLAlchemyError as error:  # unreachable server, refused login: say which, briefly
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        print(f"output-checker: error: cannot open the database: {reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if before == after:
+        print(f"queue schema already at revision {after}")
+    else:
+        print(f"queue schema ready at revision {after} (was {before or 'empty'})")
+    return EXIT_PASS
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "init":
+        return _init(args)
     try:
         if args.command in ("protect", "audit"):
             return _tabulated(args)

@@ -72,6 +72,6 @@ def require_current(engine: Engine) -> None:
     if current != head_revision():
         raise QueueError(
             f"the queue schema is at {current or 'nothing'}, not {head_revision()}: "
-            "run output_checker.queue.db.upgrade",
+            "run `output-checker init`",
             rule="schema",
         )

@@ -23,6 +23,7 @@ from output_checker.queue.service.reads import (
     record_view,
     reviewer_load,
     view_file,
+    view_request,
 )
 from output_checker.queue.service.releases import approve, force_status, revoke_release
 from output_checker.queue.service.requests import (
@@ -69,6 +70,7 @@ __all__ = [
     "submit_review",
     "update_file",
     "view_file",
+    "view_request",
     "vote",
     "withdraw",
     "withdraw_file",

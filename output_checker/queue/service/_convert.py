@@ -41,20 +41,40 @@ def summary(
         .where(m.Review.request_id == request.id, m.Review.turn == request.review_turn)
     )
     status = Status(request.status)
+    return request_summary(
+        request,
+        project=project,
+        author=person_email(session, request.author_id),
+        status=status if reviewer else _author_status(status),
+        outputs=int(outputs or 0),
+        reviews_this_turn=int(reviews or 0) if reviewer else 0,
+    )
+
+
+def request_summary(
+    request: m.Request,
+    *,
+    project: str,
+    author: str,
+    status: Status,
+    outputs: int,
+    reviews_this_turn: int,
+) -> RequestSummary:
+    """The summary of ``request`` with what its caller has already established."""
     return RequestSummary(
         id=request.uuid,
         project=project,
-        author=person_email(session, request.author_id),
+        author=author,
         title=request.title,
-        status=status if reviewer else _author_status(status),
+        status=status,
         turn=request.review_turn,
         source=request.source,
         created_at=request.created_at,
         status_changed_at=request.status_changed_at,
         first_submitted_at=request.first_submitted_at,
         last_submitted_at=request.last_submitted_at,
-        outputs=int(outputs or 0),
-        reviews_this_turn=int(reviews or 0) if reviewer else 0,
+        outputs=outputs,
+        reviews_this_turn=reviews_this_turn,
     )
 
 

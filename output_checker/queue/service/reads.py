@@ -16,17 +16,17 @@ from sqlalchemy.orm import Session
 
 from enclave.control import audit
 from enclave.control.context import Context
+from enclave.control.db import transaction
 from enclave.control.models import Membership, Person, Project
 from output_checker.queue import models as m
 from output_checker.queue import permissions as perms
 from output_checker.queue import policies
-from output_checker.queue.errors import IntegrityFailure, NotFound
+from output_checker.queue.errors import IntegrityFailure, InvalidInput, NotFound
 from output_checker.queue.facts import ActorFacts, RequestFacts
 from output_checker.queue.service._base import (
     SEPARATED_ROLES,
     actor_facts,
     check_uuid,
-    emails,
     load_file,
     load_request,
     perform,
@@ -35,7 +35,7 @@ from output_checker.queue.service._base import (
     record,
     request_facts,
 )
-from output_checker.queue.service._convert import file_view, release_view, summary
+from output_checker.queue.service._convert import file_view, release_view, request_summary
 from output_checker.queue.service.releases import released_dir
 from output_checker.queue.storage import BlobStore, file_sha256
 from output_checker.queue.views import (
@@ -127,81 +127,124 @@ def _allowed(seen: Seen) -> frozenset[str]:
 def get_request(ctx: Context, actor: str, request_id: str) -> RequestDetail:
     """One request as ``actor`` may see it: blinded votes and comments, decisions as the
     viewer may know them, the checker's evidence for eligible checkers only, and the actions
-    the viewer's buttons may offer. Not audited: faces call ``record_view`` per page view."""
+    the viewer's buttons may offer. Not audited: a page view is ``view_request``."""
 
     def work(session: Session, me: Person) -> RequestDetail:
-        seen = _seeing(session, ctx, me, request_id)
-        request, facts, viewer = seen.request, seen.facts, seen.viewer
-        phase = phase_of(facts.status)
-        groups = session.scalars(
-            select(m.Group).where(m.Group.request_id == request.id).order_by(m.Group.id)
-        ).all()
-        names = {g.id: g.name for g in groups}
-        files = session.scalars(
-            select(m.File).where(m.File.request_id == request.id).order_by(m.File.id)
-        ).all()
-        file_ids = {f.id: f.uuid for f in files}
-        votes = list(
-            visible_items(vote_items(facts), facts.turn, phase, viewer, facts.voided_turns)
-        )
-        justification = {
-            (file_ids[v.file_id], reviewer): v.comment
-            for v, reviewer in session.execute(
-                select(m.VoteRow, Person.email)
-                .join(Person, Person.id == m.VoteRow.reviewer_id)
-                .where(m.VoteRow.file_id.in_(file_ids))
-            ).all()
-        }
-        shown = {
-            c.id
-            for c in visible_items(facts.comments, facts.turn, phase, viewer, facts.voided_turns)
-        }
-        comments = session.execute(
-            select(m.Comment, Person.email)
-            .join(Person, Person.id == m.Comment.author_id)
-            .where(m.Comment.request_id == request.id)
-            .order_by(m.Comment.created_at.desc(), m.Comment.id.desc())
-        ).all()
-        release = session.scalar(select(m.Release).where(m.Release.request_id == request.id))
-        return RequestDetail(
-            summary=summary(session, request, seen.project.slug, reviewer=viewer.reviewer),
-            phase=phase,
-            viewer=me.email,
-            viewer_is_reviewer=viewer.reviewer,
-            groups=tuple(GroupView(g.name, g.context, g.controls) for g in groups),
-            files=tuple(
-                file_view(session, f, names[f.group_id], facts=facts, viewer=viewer) for f in files
-            ),
-            votes=tuple(
-                VoteView(
-                    v.file,
-                    v.author,
-                    v.vote.value,
-                    v.turn,
-                    justification.get((v.file, v.author), ""),
-                )
-                for v in votes
-            ),
-            comments=tuple(
-                CommentView(
-                    id=c.uuid,
-                    group=names.get(c.group_id) if c.group_id is not None else None,
-                    file_id=file_ids.get(c.file_id) if c.file_id is not None else None,
-                    author=email,
-                    body=c.body,
-                    visibility=c.visibility,
-                    turn=c.turn,
-                    created_at=c.created_at,
-                )
-                for c, email in comments
-                if c.uuid in shown
-            ),
-            my_review_submitted=me.email in facts.submitted_reviewers(),
-            release=release_view(session, release, request) if release else None,
-            allowed=_allowed(seen),
-        )
+        return _detail(session, me, _seeing(session, ctx, me, request_id))
 
     return read(ctx, actor, work)
+
+
+def view_request(ctx: Context, actor: str, request_id: str) -> RequestDetail:
+    """``get_request`` for a page view, audited as ``queue_view`` before it returns.
+
+    The rules are checked once, in the read; the write transaction that follows only appends
+    the view event. Writes are serialised, so keeping every check and query out of it lets
+    concurrent page views queue for the write lock for a moment only."""
+
+    def work(session: Session, me: Person) -> tuple[RequestDetail, Seen]:
+        seen = _seeing(session, ctx, me, request_id)
+        return _detail(session, me, seen), seen
+
+    detail, seen = read(ctx, actor, work)
+    with transaction(ctx.engine) as session:
+        record(session, ctx, seen.viewer.email, "queue_view", seen.request, seen.project.slug)
+    return detail
+
+
+def _summary(seen: Seen) -> RequestSummary:
+    """The request's summary from what ``_seeing`` loaded (``_convert.summary`` without its
+    three queries)."""
+    request, facts, reviewer = seen.request, seen.facts, seen.viewer.reviewer
+    shown = facts.status if reviewer else policies.status_for_author(facts)
+    return request_summary(
+        request,
+        project=seen.project.slug,
+        author=facts.author,
+        status=shown,
+        outputs=len(facts.outputs),
+        reviews_this_turn=len(facts.submitted_reviewers()) if reviewer else 0,
+    )
+
+
+def _detail(session: Session, me: Person, seen: Seen) -> RequestDetail:
+    """The request of ``seen`` as its viewer may see it (inside the caller's transaction)."""
+    request, facts, viewer = seen.request, seen.facts, seen.viewer
+    phase = phase_of(facts.status)
+    groups = session.scalars(
+        select(m.Group).where(m.Group.request_id == request.id).order_by(m.Group.id)
+    ).all()
+    names = {g.id: g.name for g in groups}
+    files = session.scalars(
+        select(m.File).where(m.File.request_id == request.id).order_by(m.File.id)
+    ).all()
+    file_ids = {f.id: f.uuid for f in files}
+    votes = list(visible_items(vote_items(facts), facts.turn, phase, viewer, facts.voided_turns))
+    justification = {
+        (file_ids[v.file_id], reviewer): v.comment
+        for v, reviewer in session.execute(
+            select(m.VoteRow, Person.email)
+            .join(Person, Person.id == m.VoteRow.reviewer_id)
+            .where(m.VoteRow.file_id.in_(file_ids))
+        ).all()
+    }
+    shown = {
+        c.id for c in visible_items(facts.comments, facts.turn, phase, viewer, facts.voided_turns)
+    }
+    comments = session.execute(
+        select(m.Comment, Person.email)
+        .join(Person, Person.id == m.Comment.author_id)
+        .where(m.Comment.request_id == request.id)
+        .order_by(m.Comment.created_at.desc(), m.Comment.id.desc())
+    ).all()
+    release = session.scalar(select(m.Release).where(m.Release.request_id == request.id))
+    return RequestDetail(
+        summary=_summary(seen),
+        phase=phase,
+        viewer=me.email,
+        viewer_is_reviewer=viewer.reviewer,
+        groups=tuple(GroupView(g.name, g.context, g.controls) for g in groups),
+        files=tuple(
+            file_view(session, f, names[f.group_id], facts=facts, viewer=viewer) for f in files
+        ),
+        votes=tuple(
+            VoteView(
+                v.file,
+                v.author,
+                v.vote.value,
+                v.turn,
+                justification.get((v.file, v.author), ""),
+            )
+            for v in votes
+        ),
+        comments=tuple(
+            CommentView(
+                id=c.uuid,
+                group=names.get(c.group_id) if c.group_id is not None else None,
+                file_id=file_ids.get(c.file_id) if c.file_id is not None else None,
+                author=email,
+                body=c.body,
+                visibility=c.visibility,
+                turn=c.turn,
+                created_at=c.created_at,
+            )
+            for c, email in comments
+            if c.uuid in shown
+        ),
+        my_review_submitted=me.email in facts.submitted_reviewers(),
+        release=release_view(session, release, request) if release else None,
+        allowed=_allowed(seen),
+    )
+
+
+def _author_side(shown: str) -> list[str]:
+    """The stored statuses that the author's side sees as ``shown``."""
+    return [
+        s.value
+        for s in Status
+        if policies.status_for_author(RequestFacts(id="", status=s, turn=0, author="")).value
+        == shown
+    ]
 
 
 def list_requests(
@@ -215,8 +258,13 @@ def list_requests(
 ) -> list[RequestSummary]:
     """The queue overview: for an output checker, every submitted request of projects they
     have no tie to; for a member, every request of their current projects. Oldest status
-    change first (the longest waiting on top). Statuses are as each row's viewer may know
-    them; ``status`` filters on that."""
+    change first (the longest waiting on top), ``limit`` rows from ``offset`` on. Statuses
+    are as each row's viewer may know them; ``status`` filters on that.
+
+    Filtering, counting and paging happen in the database, so a page costs the same however
+    long the queue is (with the ``status_changed_at`` index)."""
+    if limit < 1 or offset < 0:
+        raise InvalidInput("limit must be positive and offset not negative", rule="bad_page")
 
     def work(session: Session, me: Person) -> list[RequestSummary]:
         today = ctx.today()
@@ -234,77 +282,66 @@ def list_requests(
             for r in memberships
             if r.role in SEPARATED_ROLES and r.removed_at is None and r.expires_on >= today
         }
-        reviewer = "output_checker" in me.role_names
-        visible: list[ColumnElement[bool]] = [m.Request.project_id.in_(current)] if current else []
-        if reviewer:
-            visible.append(
-                and_(m.Request.review_turn >= 1, m.Request.project_id.not_in(tied or {-1}))
-            )
+        # The two ways to see a row are disjoint (current projects are tied ones), so each
+        # row's viewer side, and the status it shows, is known from its project alone.
+        as_member: ColumnElement[bool] = m.Request.project_id.in_(current)
+        as_reviewer: ColumnElement[bool] = and_(
+            m.Request.review_turn >= 1, m.Request.project_id.not_in(tied or {-1})
+        )
+        if status is not None:
+            as_member = and_(as_member, m.Request.status.in_(_author_side(status)))
+            as_reviewer = and_(as_reviewer, m.Request.status == status)
+        visible = ([as_member] if current else []) + (
+            [as_reviewer] if "output_checker" in me.role_names else []
+        )
         if not visible:
             return []
         outputs = (
-            select(m.File.request_id, func.count().label("n"))
-            .where(m.File.kind == "output", m.File.withdrawn_turn.is_(None))
-            .group_by(m.File.request_id)
-            .subquery()
+            select(func.count())
+            .where(
+                m.File.request_id == m.Request.id,
+                m.File.kind == "output",
+                m.File.withdrawn_turn.is_(None),
+            )
+            .correlate(m.Request)
+            .scalar_subquery()
         )
         reviews = (
-            select(m.Review.request_id, m.Review.turn, func.count().label("n"))
-            .group_by(m.Review.request_id, m.Review.turn)
-            .subquery()
+            select(func.count())
+            .where(m.Review.request_id == m.Request.id, m.Review.turn == m.Request.review_turn)
+            .correlate(m.Request)
+            .scalar_subquery()
         )
         query = (
-            select(
-                m.Request,
-                Project.slug,
-                Person.email,
-                func.coalesce(outputs.c.n, 0),
-                func.coalesce(reviews.c.n, 0),
-            )
+            select(m.Request, Project.slug, Person.email, outputs, reviews)
             .join(Project, Project.id == m.Request.project_id)
             .join(Person, Person.id == m.Request.author_id)
-            .outerjoin(outputs, outputs.c.request_id == m.Request.id)
-            .outerjoin(
-                reviews,
-                and_(
-                    reviews.c.request_id == m.Request.id,
-                    reviews.c.turn == m.Request.review_turn,
-                ),
-            )
             .where(or_(*visible))
             .order_by(m.Request.status_changed_at, m.Request.id)
+            .limit(limit)
+            .offset(offset)
         )
         if project is not None:
             query = query.where(Project.slug == project)
-        rows = session.execute(query).all()
         found: list[RequestSummary] = []
-        for request, slug, author, n_outputs, n_reviews in rows:
-            as_reviewer = request.project_id not in tied
+        for request, slug, author, n_outputs, n_reviews in session.execute(query).all():
+            as_reviewer_row = request.project_id not in tied
             shown = Status(request.status)
-            if not as_reviewer:
+            if not as_reviewer_row:
                 shown = policies.status_for_author(
                     RequestFacts(id="", status=shown, turn=0, author="")
                 )
-            if status is not None and shown.value != status:
-                continue
             found.append(
-                RequestSummary(
-                    id=request.uuid,
+                request_summary(
+                    request,
                     project=slug,
                     author=author,
-                    title=request.title,
                     status=shown,
-                    turn=request.review_turn,
-                    source=request.source,
-                    created_at=request.created_at,
-                    status_changed_at=request.status_changed_at,
-                    first_submitted_at=request.first_submitted_at,
-                    last_submitted_at=request.last_submitted_at,
                     outputs=int(n_outputs),
-                    reviews_this_turn=int(n_reviews) if as_reviewer else 0,
+                    reviews_this_turn=int(n_reviews) if as_reviewer_row else 0,
                 )
             )
-        return found[offset : offset + limit]
+        return found
 
     return read(ctx, actor, work)
 
@@ -476,26 +513,30 @@ def reviewer_load(ctx: Context, actor: str, reviewers: Sequence[str] = ()) -> di
     def work(session: Session, me: Person) -> dict[str, int]:
         perms.check_can_review(ActorFacts(me.email, frozenset(me.role_names), False, False))
         under_review = ("submitted", "partially_reviewed", "reviewed")
-        voted = session.execute(
-            select(m.VoteRow.reviewer_id, m.Request.id)
-            .join(m.File, m.File.id == m.VoteRow.file_id)
-            .join(m.Request, m.Request.id == m.File.request_id)
-            .where(m.Request.status.in_(under_review), m.VoteRow.turn == m.Request.review_turn)
-            .distinct()
-        ).all()
-        submitted = set(
-            session.execute(
-                select(m.Review.reviewer_id, m.Request.id)
-                .join(m.Request, m.Request.id == m.Review.request_id)
-                .where(m.Review.turn == m.Request.review_turn)
-            ).all()
+        # One aggregate in the database: (reviewer, request) pairs with a vote this turn and
+        # no review submitted this turn, counted per reviewer.
+        submitted = (
+            select(m.Review.id)
+            .where(
+                m.Review.request_id == m.Request.id,
+                m.Review.reviewer_id == m.VoteRow.reviewer_id,
+                m.Review.turn == m.Request.review_turn,
+            )
+            .exists()
         )
-        people = emails(session, {r.reviewer_id for r in voted})
-        load: dict[str, int] = {}
-        for reviewer_id, request_pk in voted:
-            if (reviewer_id, request_pk) not in submitted:
-                email = people[reviewer_id]
-                load[email] = load.get(email, 0) + 1
+        rows = session.execute(
+            select(Person.email, func.count(m.Request.id.distinct()))
+            .select_from(m.Request)
+            .join(m.File, m.File.request_id == m.Request.id)
+            .join(
+                m.VoteRow,
+                and_(m.VoteRow.file_id == m.File.id, m.VoteRow.turn == m.Request.review_turn),
+            )
+            .join(Person, Person.id == m.VoteRow.reviewer_id)
+            .where(m.Request.status.in_(under_review), ~submitted)
+            .group_by(Person.email)
+        ).all()
+        load = {email: int(n) for email, n in rows}
         return {k: v for k, v in load.items() if not reviewers or k in reviewers}
 
     return read(ctx, actor, work)

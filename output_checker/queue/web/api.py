@@ -32,7 +32,7 @@ from output_checker.queue.views import (
     RequestSummary,
     VoteView,
 )
-from output_checker.queue.web import pages
+from output_checker.queue.web import pages, paging
 from output_checker.queue.web.openapi import LOAD, build_document, operation, validator
 from output_checker.queue.web.requests import attachment
 from output_checker.queue.web.state import options
@@ -77,16 +77,28 @@ def openapi_document() -> ResponseReturnValue:
 
 @bp.get("/requests")
 @operation(
-    "The queue: requests the token's owner may see",
+    "The queue: requests the token's owner may see, a page at a time (oldest status "
+    "change first; `next_page` is null on the last page)",
     RequestSummary,
     many=True,
-    query=("project", "status"),
+    query=("project", "status", "page", "limit"),
 )
 def list_requests() -> ResponseReturnValue:
     project = request.args.get("project") or None
     status = request.args.get("status") or None
-    found = service.list_requests(context(), _actor(), project=project, status=status)
-    return jsonify(items=plain(found))
+    page = paging.page_from(request.args)
+    found, more = paging.fetch(
+        lambda limit, offset: service.list_requests(
+            context(), _actor(), project=project, status=status, limit=limit, offset=offset
+        ),
+        page,
+    )
+    return jsonify(
+        items=plain(found),
+        page=page.number,
+        limit=page.limit,
+        next_page=page.number + 1 if more else None,
+    )
 
 
 @bp.post("/requests")

@@ -26,6 +26,7 @@ from output_checker.queue.views import (
     RequestSummary,
     VoteView,
 )
+from output_checker.queue.web.paging import QUERY_SCHEMAS
 
 OPERATION_ATTRIBUTE = "queue_operation"
 View = TypeVar("View", bound=Callable[..., Any])
@@ -178,6 +179,13 @@ def _success(meta: Operation) -> dict[str, Any]:
             "properties": {"items": {"type": "array", "items": schema}},
             "required": ["items"],
         }
+        if "page" in meta.query:  # a paged list says where it is and what follows
+            schema["properties"].update(
+                page=QUERY_SCHEMAS["page"],
+                limit=QUERY_SCHEMAS["limit"],
+                next_page={"type": ["integer", "null"]},
+            )
+            schema["required"] = ["items", "page", "limit", "next_page"]
     return {"description": "OK", "content": {"application/json": {"schema": schema}}}
 
 
@@ -190,7 +198,10 @@ def _operation_object(meta: Operation, rule: str, endpoint: str) -> dict[str, An
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": uuid if kind == "uuid" else text}
         for kind, name in _PARAMETER.findall(rule)
-    ] + [{"name": name, "in": "query", "schema": {"type": "string"}} for name in meta.query]
+    ] + [
+        {"name": name, "in": "query", "schema": QUERY_SCHEMAS.get(name, text)}
+        for name in meta.query
+    ]
     responses: dict[str, Any] = {str(meta.status): _success(meta)}
     if not meta.public:
         responses["401"] = {"description": "no, unknown, expired or revoked token", **_ERROR}

@@ -46,9 +46,7 @@ REVIEW_STATUSES = frozenset({Status.SUBMITTED, Status.PARTIALLY_REVIEWED, Status
 
 def request_page(ctx: Context, actor: str, request_id: str) -> RequestDetail:
     """The request as ``actor`` may see it, with the page view audited."""
-    detail = service.get_request(ctx, actor, request_id)
-    service.record_view(ctx, actor, request_id)
-    return detail
+    return service.view_request(ctx, actor, request_id)
 
 
 def file_of(detail: RequestDetail, file_id: str) -> FileView:

@@ -8,6 +8,7 @@ and the checker-only evidence; the templates render what they are given and noth
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
@@ -19,7 +20,7 @@ from enclave.control.web.forms import actor
 from enclave.control.web.state import context
 from output_checker.queue import service
 from output_checker.queue.views import FileContent
-from output_checker.queue.web import pages
+from output_checker.queue.web import pages, paging
 from output_checker.queue.web.diff import table_diff, text_diff
 from output_checker.queue.web.state import options
 from output_checker.queue.workflow import Status
@@ -42,11 +43,18 @@ def home() -> ResponseReturnValue:
 
 @bp.get("/requests")
 def overview() -> ResponseReturnValue:
-    """The queue: requests the person may see (oldest status change first), with ages and
-    the service target, filters by project and status, and the checkers' open reviews."""
+    """The queue: requests the person may see (oldest status change first), a page at a
+    time (``?page=``, ``?limit=``), with ages and the service target, filters by project and
+    status, and the checkers' open reviews."""
     project = request.args.get("project", "").strip() or None
     status = request.args.get("status", "").strip() or None
-    found = service.list_requests(context(), actor(), project=project, status=status)
+    page = paging.page_from(request.args)
+    found, more = paging.fetch(
+        lambda limit, offset: service.list_requests(
+            context(), actor(), project=project, status=status, limit=limit, offset=offset
+        ),
+        page,
+    )
     now, target = context().now(), options().service_target
     rows = [(summary, pages.ages(summary, now, target)) for summary in found]
     load = service.reviewer_load(context(), actor()) if "output_checker" in g.user.roles else None
@@ -59,6 +67,9 @@ def overview() -> ResponseReturnValue:
     return render_template(
         "requests/index.html",
         rows=rows,
+        page=page,
+        first_row=page.offset + 1,
+        pages=_page_links(page, more, project, status),
         load=load,
         project=project or "",
         status=status or "",
@@ -67,6 +78,21 @@ def overview() -> ResponseReturnValue:
         target=target,
         age=pages.age_text,
     )
+
+
+def _page_links(
+    page: paging.Page, more: bool, project: str | None, status: str | None
+) -> dict[str, str]:
+    """URLs of the previous and next pages of the overview, filters kept."""
+    kept: dict[str, Any] = {k: v for k, v in (("project", project), ("status", status)) if v}
+    if page.limit != paging.DEFAULT_LIMIT:
+        kept["limit"] = page.limit
+    links = {}
+    if page.number > 1:
+        links["previous"] = url_for(".overview", page=page.number - 1, **kept)
+    if more:
+        links["next"] = url_for(".overview", page=page.number + 1, **kept)
+    return links
 
 
 @bp.get("/requests/<uuid:request_id>")
