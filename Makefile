@@ -21,9 +21,10 @@ $(CHP): | $(STAMP)
 
 chp: $(CHP)
 
-## Run the main job: for now a demonstration of the output checker on generated microdata.
+## Run the main job: the whole enclave (demo data, hub, proxy, review queue, workers) under
+## ./.enclave/; needs root (it says what is missing otherwise). Ctrl-C stops everything.
 up: $(STAMP) $(CHP)
-	$(BIN)/enclave demo
+	$(BIN)/enclave up
 
 ## Lint, type-check and run every test (in parallel).
 test: $(STAMP) $(CHP)

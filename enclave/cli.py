@@ -1,5 +1,5 @@
-"""``enclave``: the platform's command line: the checker demonstration that ``make up`` starts,
-the control plane's ``admin`` and ``audit`` commands; hub and linkage commands join later."""
+"""``enclave``: the platform's command line: ``up`` (what ``make up`` runs: the whole enclave),
+the checker demonstration, the control plane's ``admin`` and ``audit`` commands, linkage."""
 
 from __future__ import annotations
 
@@ -22,6 +22,23 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    from enclave.linkage.errors import LinkageError
+    from enclave.up.run import UpOptions, up
+    from enclave.up.session_env import SessionEnvError
+    from enclave.up.stack import StackError
+
+    options = UpOptions(args.data_dir, args.port, args.population, args.session_env)
+    try:
+        return up(options)
+    except (LinkageError, StackError, SessionEnvError) as error:
+        print(f"enclave up: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before the hub started: nothing to stop
+        print("enclave up: interrupted", file=sys.stderr)
+        return 130
+
+
 def _serve(args: argparse.Namespace) -> int:
     from enclave.control.web.serve import serve  # Flask only when serving
 
@@ -36,6 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", type=Path, default=Path(".enclave/demo"))
     demo.set_defaults(run=_demo)
+    run_all = sub.add_parser(
+        "up", help="build the demo and run hub, proxy, review queue and workers (make up)"
+    )
+    run_all.add_argument("--data-dir", type=Path, default=Path(".enclave"))
+    run_all.add_argument("--port", type=int, default=8000, help="the hub's public port")
+    # tests: a small demonstration and a prebuilt session environment
+    run_all.add_argument("--population", type=int, help=argparse.SUPPRESS)
+    run_all.add_argument("--session-env", type=Path, help=argparse.SUPPRESS)
+    run_all.set_defaults(run=_up)
     cli_admin.register(sub)
     cli_linkage.register(sub)
     web = sub.add_parser("serve", help="run the admin web, the public register and the JSON API")

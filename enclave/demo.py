@@ -1,4 +1,4 @@
-"""The demonstration ``make up`` runs: generated microdata, a few typical outputs, checked."""
+"""The checker demonstration (`enclave demo`): generated microdata, typical outputs, checked."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from enclave.control.db import transaction
 from enclave.control.errors import RuleViolation
 from enclave.control.hub import GROUP_PREFIX, desired_groups
 from enclave.control.models import Person
+from enclave.control.rules import Role
 from enclave.control.service.members import check_accredited
 from enclave.hub.policy import REFUSALS, SessionDecision, SessionPolicy
 
@@ -52,6 +53,7 @@ class _Account:
     email: str
     active: bool
     accredited: bool
+    checker: bool  # reviews outputs in the queue: may log in to reach it, with no project
 
 
 def _account(ctx: Context, username: str) -> _Account | None:
@@ -60,11 +62,12 @@ def _account(ctx: Context, username: str) -> _Account | None:
         person = session.scalar(select(Person).where(Person.username == username))
         if person is None:
             return None
+        checker = Role.OUTPUT_CHECKER.value in person.role_names
         try:
             check_accredited(person, ctx.today())
         except RuleViolation:
-            return _Account(person.email, person.active, accredited=False)
-        return _Account(person.email, person.active, accredited=True)
+            return _Account(person.email, person.active, accredited=False, checker=checker)
+        return _Account(person.email, person.active, accredited=True, checker=checker)
 
 
 def email_for_login(ctx: Context, login: str) -> str:
@@ -87,7 +90,9 @@ def hub_access(ctx: Context, username: str) -> HubAccess:
 
     Allowed when the account exists, is active, holds an accreditation in force and belongs to
     at least one group of ``desired_groups`` (an active project within its dates, an open
-    researcher membership that has not expired): the groups the control plane mirrors.
+    researcher membership that has not expired): the groups the control plane mirrors. An
+    output checker needs no group: they log in to reach the review queue, and the spawner
+    still refuses them any server of a project they are not a researcher on.
     """
     account = _account(ctx, username)
     if account is None:
@@ -97,7 +102,7 @@ def hub_access(ctx: Context, username: str) -> HubAccess:
     if not account.accredited:
         return _refused(username, "accreditation")
     groups = tuple(sorted(g for g, members in desired_groups(ctx).items() if username in members))
-    if not groups:
+    if not groups and not account.checker:
         return _refused(username, "no_project")
     return HubAccess(username, groups)
 

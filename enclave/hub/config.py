@@ -24,6 +24,8 @@ CHP_VERSION = "5.3.0"
 SERVICE = "enclave-control"
 SERVICE_SCOPES = ["admin:users", "admin:groups", "admin:servers", "tokens"]
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+QUEUE = "review-queue"  # the review queue's service name: served at /services/review-queue/
+QUEUE_ACCESS = f"access:services!service={QUEUE}"
 
 
 def unix_url(path: Path) -> str:
@@ -47,7 +49,9 @@ class HubOptions:
     proxy pid file (default ``<data_dir>/hub``). ``python_environment`` is the sessions'
     environment (default: the hub's own). Limits: ``mem_limit`` in bytes, ``cpu_limit`` in
     cores, ``pids_limit`` in processes. ``idle_timeout`` seconds (0: no culler).
-    ``cgroup_parent``: see ``BwrapSpawner.cgroup_parent``.
+    ``cgroup_parent``: see ``BwrapSpawner.cgroup_parent``. ``queue_port`` (0: none) runs the
+    review queue as a hub-managed service on that loopback port, its Flask secret key read
+    from ``queue_secret_file``.
     """
 
     run_dir: Path = Path("/run/enclave")
@@ -65,6 +69,8 @@ class HubOptions:
     tier: str = "2"
     idle_timeout: int = 3600
     cgroup_parent: str = "enclave-sessions"
+    queue_port: int = 0
+    queue_secret_file: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +94,8 @@ class HubOptions:
             ("tier", str),
             ("idle_timeout", int),
             ("cgroup_parent", str),
+            ("queue_port", int),
+            ("queue_secret_file", Path),
         ):
             raw = env.get(f"ENCLAVE_HUB_{name.upper()}")
             if raw is None:
@@ -130,6 +138,7 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
     c.JupyterHub.named_server_limit_per_user = options.named_server_limit
     c.JupyterHub.cleanup_servers = options.cleanup_servers
     c.JupyterHub.redirect_to_server = False
+    c.JupyterHub.oauth_require_pkce = True  # every OAuth client (the queue) must use PKCE
 
     services: list[dict[str, Any]] = []
     roles: list[dict[str, Any]] = []
@@ -152,6 +161,10 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
             }
         )
         roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
+    if options.queue_port:
+        services.append(queue_service(settings, options))
+        # every hub user may reach the queue; the control plane says what they may do there
+        roles.append({"name": "user", "scopes": ["self", QUEUE_ACCESS]})
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 
@@ -172,6 +185,32 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
     spawner.cgroup_parent = options.cgroup_parent
     if options.python_environment is not None:
         spawner.python_environment = str(options.python_environment)
+
+
+def queue_service(settings: Settings, options: HubOptions) -> dict[str, Any]:
+    """The review queue (with its outbox watcher and release worker) as a hub-managed service
+    logging in through the hub's OAuth (PKCE, no confirmation page: it is our own service).
+    Its environment is the hub's clean service environment plus where the control plane is;
+    the secret key stays in its file."""
+    if options.queue_secret_file is None:
+        raise SettingsError("ENCLAVE_HUB_QUEUE_SECRET_FILE must be set with ENCLAVE_HUB_QUEUE_PORT")
+    return {
+        "name": QUEUE,
+        "url": f"http://127.0.0.1:{options.queue_port}",
+        "command": [
+            sys.executable,
+            "-m",
+            "enclave.up.queue_service",
+            f"--port={options.queue_port}",
+            f"--secret-key-file={options.queue_secret_file}",
+        ],
+        "environment": {
+            "ENCLAVE_DATA_DIR": str(settings.data_dir),
+            "ENCLAVE_DATABASE_URL": settings.database_url,
+        },
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": [QUEUE_ACCESS],
+    }
 
 
 def prepare_dirs(settings: Settings, options: HubOptions) -> None:

@@ -1,4 +1,4 @@
-"""`make up` runs `enclave demo`: it must work end to end and write valid manifests."""
+"""`enclave demo`: the checker demonstration works end to end and writes valid manifests."""
 
 from __future__ import annotations
 

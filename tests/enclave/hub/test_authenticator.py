@@ -27,6 +27,7 @@ from enclave.hub.access import (
     NO_SERVER_NAME,
     email_for_login,
     hub_access,
+    session_decision,
     spawn_refusal,
 )
 from enclave.hub.authenticator import EnclaveAuthenticator
@@ -91,6 +92,18 @@ def test_hub_access_refusals_say_why_without_naming_anyone(ctx: Context, world: 
     assert (suspended.rule, suspended.groups) == ("inactive", ())
     for access in (unaccredited, suspended):
         assert "@" not in (access.refusal or "")
+
+
+def test_an_output_checker_logs_in_without_a_project_but_starts_no_server(
+    ctx: Context, world: World
+) -> None:
+    make_project(ctx, world, "live")
+    checker = hub_access(ctx, "checker")
+    assert checker.allowed and checker.groups == ()  # to reach the review queue
+    refused = session_decision(ctx, "checker", "live")
+    assert not refused.allowed and refused.rule
+    people.set_active(ctx, world.admin, world.checker, active=False, reason="left")
+    assert hub_access(ctx, "checker").rule == "inactive"
 
 
 def test_expired_accreditation_removes_every_group(ctx: Context, world: World) -> None:
