@@ -422,6 +422,18 @@ API, previous/next links on the page); the open-review panel is one aggregate ov
 requests under review; `view_request` checks the rules once in the read and holds the write
 lock only to append the view event; the request summary on a request page comes from the
 facts already loaded instead of three more queries.
+
+Then (in-process profile, `benchmarks/profile_queue.py`, per request; statements exclude
+BEGIN, COMMIT and the pool's ping): the list page 17 to 7 statements in 4 to 3
+transactions, the list API 10 to 4, one request 32 to 21 (CPU about 28 to 18 ms, 20 to
+15 ms and 40 to 30 ms, measured beside a test run). Read transactions open with `BEGIN READ
+ONLY` instead of a separate `SET`; the login session's person and logout check are one
+read; a bearer token, its owner and their roles one query; the acting person one query
+(roles joined, accreditations not loaded); the overview selects the summary's columns from
+statements built once; a request page reuses the rows its rules were checked on and reads
+its files' versions in one query; the overview's row links are routed once. This run's
+figures did not improve on the last: the machine was busier (load average 3.4 against
+1.2 to 2.0), and the audited view is bounded by the serialised write of its audit event.
 """
 
 METHOD = """\

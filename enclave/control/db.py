@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,11 @@ from enclave.control.errors import ControlError
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Arbitrary constant naming the control plane's write lock among PostgreSQL advisory locks.
 WRITE_LOCK_KEY = 0x656E636C  # "encl"
+WRITE_LOCK = select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY))
+# Execution options of a read-only transaction; ``postgresql_readonly`` is reset when the
+# connection goes back to the pool.
+SQLITE_READ = {"enclave_readonly": True}
+READONLY_OPTIONS = {**SQLITE_READ, "postgresql_readonly": True}
 
 
 def normalise_url(url: str) -> str:
@@ -72,13 +77,14 @@ def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
 
     Write transactions are serialised (see the module docstring); ``readonly`` ones are not.
     """
-    bind = engine.execution_options(enclave_readonly=True) if readonly else engine
-    with Session(bind, expire_on_commit=False) as session, session.begin():
-        if engine.dialect.name == "postgresql":
-            if readonly:
-                session.execute(text("SET TRANSACTION READ ONLY"))
-            else:
-                session.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
+    postgresql = engine.dialect.name == "postgresql"
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        if readonly:
+            # PostgreSQL: psycopg opens the transaction with BEGIN READ ONLY (no extra round
+            # trip); SQLite: _sqlite_begin reads the flag and takes no write lock.
+            session.connection(execution_options=READONLY_OPTIONS if postgresql else SQLITE_READ)
+        elif postgresql:
+            session.execute(WRITE_LOCK)
         yield session
 
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import joinedload
 
 from enclave.control.audit import format_time
 from enclave.control.context import Context
 from enclave.control.db import transaction
 from enclave.control.errors import AuthenticationFailed
-from enclave.control.models import AuditEvent
+from enclave.control.models import AuditEvent, Person
 from enclave.control.service._base import record
 from enclave.control.service.people import authenticate
-from enclave.control.views import PersonView
+from enclave.control.views import PersonView, person_view
 
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
@@ -77,9 +78,8 @@ def logout(ctx: Context, email: str, session_id: str) -> None:
         record(session, ctx, email, "logout", target=f"session:{session_id}"[:200])
 
 
-def session_ended(ctx: Context, email: str, session_id: str) -> bool:
-    """Whether web session ``session_id`` of ``email`` was logged out."""
-    query = (
+def _logout_of(email: str, session_id: str) -> Select[int]:
+    return (
         select(AuditEvent.seq)
         .where(
             AuditEvent.action == "logout",
@@ -88,5 +88,27 @@ def session_ended(ctx: Context, email: str, session_id: str) -> bool:
         )
         .limit(1)
     )
+
+
+def session_ended(ctx: Context, email: str, session_id: str) -> bool:
+    """Whether web session ``session_id`` of ``email`` was logged out."""
     with transaction(ctx.engine, readonly=True) as session:
-        return session.execute(query).first() is not None
+        return session.execute(_logout_of(email, session_id)).first() is not None
+
+
+def session_person(ctx: Context, person_uuid: str, session_id: str) -> PersonView | None:
+    """The person web session ``session_id`` belongs to, or None if the account is gone or
+    suspended or the session was logged out. Asked on every page view, so it is one read
+    transaction of two queries (the person with roles and accreditations, the logout)."""
+    query = (
+        select(Person)
+        .where(Person.uuid == person_uuid)
+        .options(joinedload(Person.roles), joinedload(Person.accreditations))
+    )
+    with transaction(ctx.engine, readonly=True) as session:
+        person = session.execute(query).unique().scalar_one_or_none()
+        if person is None or not person.active:
+            return None
+        if session.execute(_logout_of(person.email, session_id)).first() is not None:
+            return None
+        return person_view(person)

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from enclave.control import credentials
 from enclave.control.context import Context
@@ -78,8 +78,16 @@ def issue_token(
 def verify_token(ctx: Context, token: str) -> PersonView:
     """The person a valid bearer token belongs to; AuthenticationFailed (audited) otherwise."""
     digest = credentials.token_digest(token or "")
+    # One query for the token, its owner and the owner's roles and accreditations: this runs
+    # on every API call.
+    owner = joinedload(ApiToken.person)
+    query = (
+        select(ApiToken)
+        .where(ApiToken.token_hash == digest)
+        .options(owner.joinedload(Person.roles), owner.joinedload(Person.accreditations))
+    )
     with transaction(ctx.engine, readonly=True) as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        row = session.execute(query).unique().scalar_one_or_none()
         if row is None:
             problem, target = "unknown token", ""
         elif row.revoked_at is not None:

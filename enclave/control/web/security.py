@@ -19,7 +19,7 @@ from flask import Flask, Response, current_app, g, redirect, request, session, u
 from flask.typing import ResponseReturnValue
 
 from enclave.control.errors import AuthenticationFailed
-from enclave.control.service import login_guard, people, tokens
+from enclave.control.service import login_guard, tokens
 from enclave.control.views import PersonView
 from enclave.control.web.state import context
 
@@ -110,15 +110,12 @@ def session_person() -> PersonView | None:
         return None
     age = context().now().timestamp() - started
     person = (
-        people.person_by_uuid(context(), uid) if age <= SESSION_LIFETIME.total_seconds() else None
+        login_guard.session_person(context(), uid, sid)
+        if age <= SESSION_LIFETIME.total_seconds()
+        else None
     )
-    if (
-        person is None
-        or not person.active
-        or login_guard.session_ended(context(), person.email, sid)
-    ):
+    if person is None:
         session.clear()
-        return None
     return person
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from enclave.control import audit
 from enclave.control.context import Context
@@ -149,7 +149,14 @@ def record(
 
 def load_actor(session: Session, email: str) -> Person:
     """The acting person: NotFound (``unknown_actor``), PermissionDenied (``inactive``)."""
-    person = session.scalar(select(Person).where(Person.email == (email or "").strip().lower()))
+    query = (
+        select(Person)
+        .where(Person.email == (email or "").strip().lower())
+        # One round trip: roles joined in, accreditations only if read (actor_facts counts
+        # the current ones itself).
+        .options(joinedload(Person.roles), lazyload(Person.accreditations))
+    )
+    person = session.execute(query).unique().scalar_one_or_none()
     if person is None:
         raise NotFound(f"no person with email {email!r} may act here", rule="unknown_actor")
     if not person.active:
@@ -241,6 +248,24 @@ def emails(session: Session, ids: set[int]) -> dict[int, str]:
 
 def request_facts(session: Session, request: m.Request) -> RequestFacts:
     """Everything the pure rules read about ``request``, in a handful of queries."""
+    return load_rows(session, request).facts
+
+
+@dataclass(frozen=True)
+class RequestRows:
+    """The rows ``request_facts`` reads and the facts made of them, for a caller that also
+    shows the request (and need not read the same rows twice). Lists are in id order."""
+
+    facts: RequestFacts
+    groups: Sequence[m.Group]
+    files: Sequence[m.File]
+    votes: Sequence[m.VoteRow]
+    comments: Sequence[m.Comment]
+    emails: Mapping[int, str]  # of the author, voters, commenters and reviewers
+
+
+def load_rows(session: Session, request: m.Request) -> RequestRows:
+    """``request``'s groups, files, votes, comments and the facts the rules read from them."""
     groups = session.scalars(
         select(m.Group).where(m.Group.request_id == request.id).order_by(m.Group.id)
     ).all()
@@ -273,7 +298,7 @@ def request_facts(session: Session, request: m.Request) -> RequestFacts:
     by_turn: dict[int, set[str]] = {}
     for review in reviews:
         by_turn.setdefault(review.turn, set()).add(people[review.reviewer_id])
-    return RequestFacts(
+    facts = RequestFacts(
         id=request.uuid,
         status=Status(request.status),
         turn=request.review_turn,
@@ -308,6 +333,7 @@ def request_facts(session: Session, request: m.Request) -> RequestFacts:
         reviews={turn: frozenset(who) for turn, who in by_turn.items()},
         voided_turns=frozenset(voided),
     )
+    return RequestRows(facts, groups, files, votes, comments, people)
 
 
 # ----- input cleaning -----------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -51,8 +53,22 @@ def summary(
     )
 
 
+# The columns ``request_summary`` reads: a list selects these rather than whole rows.
+SUMMARY_COLUMNS = (
+    m.Request.uuid,
+    m.Request.title,
+    m.Request.status,
+    m.Request.review_turn,
+    m.Request.source,
+    m.Request.created_at,
+    m.Request.status_changed_at,
+    m.Request.first_submitted_at,
+    m.Request.last_submitted_at,
+)
+
+
 def request_summary(
-    request: m.Request,
+    request: Any,  # an m.Request, or a Row of the same columns (the overview selects only them)
     *,
     project: str,
     author: str,
@@ -60,7 +76,8 @@ def request_summary(
     outputs: int,
     reviews_this_turn: int,
 ) -> RequestSummary:
-    """The summary of ``request`` with what its caller has already established."""
+    """The summary of ``request`` (a row, or a result row with SUMMARY_COLUMNS) with what its
+    caller has already established."""
     return RequestSummary(
         id=request.uuid,
         project=project,
@@ -89,11 +106,14 @@ def file_view(
     *,
     facts: RequestFacts | None = None,
     viewer: Viewer | None = None,
+    versions: Sequence[m.FileVersion] | None = None,
 ) -> FileView:
-    """A file; the checker record only for reviewers, the decision as the viewer may see it."""
-    versions = session.scalars(
-        select(m.FileVersion).where(m.FileVersion.file_id == row.id).order_by(m.FileVersion.id)
-    ).all()
+    """A file; the checker record only for reviewers, the decision as the viewer may see it.
+    ``versions`` are the file's versions in id order if the caller has read them already."""
+    if versions is None:
+        versions = session.scalars(
+            select(m.FileVersion).where(m.FileVersion.file_id == row.id).order_by(m.FileVersion.id)
+        ).all()
     decision = Decision.INCOMPLETE
     if facts is not None and viewer is not None:
         match = next(f for f in facts.files if f.id == row.uuid)

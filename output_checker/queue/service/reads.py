@@ -25,17 +25,24 @@ from output_checker.queue.errors import IntegrityFailure, InvalidInput, NotFound
 from output_checker.queue.facts import ActorFacts, RequestFacts
 from output_checker.queue.service._base import (
     SEPARATED_ROLES,
+    RequestRows,
     actor_facts,
     check_uuid,
     load_file,
     load_request,
+    load_rows,
     perform,
     project_row,
     read,
     record,
     request_facts,
 )
-from output_checker.queue.service._convert import file_view, release_view, request_summary
+from output_checker.queue.service._convert import (
+    SUMMARY_COLUMNS,
+    file_view,
+    release_view,
+    request_summary,
+)
 from output_checker.queue.service.releases import released_dir
 from output_checker.queue.storage import BlobStore, file_sha256
 from output_checker.queue.views import (
@@ -78,6 +85,7 @@ class Seen:
     facts: RequestFacts
     actor: ActorFacts
     viewer: Viewer
+    rows: RequestRows
 
 
 def _seeing(session: Session, ctx: Context, me: Person, request_id: str) -> Seen:
@@ -85,10 +93,11 @@ def _seeing(session: Session, ctx: Context, me: Person, request_id: str) -> Seen
     project = project_row(session, id=request.project_id)
     actor = actor_facts(session, me, project, ctx.today(), request.author_id)
     perms.check_can_view(actor)
-    facts = request_facts(session, request)
+    rows = load_rows(session, request)
     if actor.is_reviewer:
-        policies.check_reviewer_can_see(facts)
-    return Seen(request, project, facts, actor, Viewer(me.email, reviewer=actor.is_reviewer))
+        policies.check_reviewer_can_see(rows.facts)
+    viewer = Viewer(me.email, reviewer=actor.is_reviewer)
+    return Seen(request, project, rows.facts, actor, viewer, rows)
 
 
 def _allowed(seen: Seen) -> frozenset[str]:
@@ -168,35 +177,24 @@ def _summary(seen: Seen) -> RequestSummary:
 
 
 def _detail(session: Session, me: Person, seen: Seen) -> RequestDetail:
-    """The request of ``seen`` as its viewer may see it (inside the caller's transaction)."""
-    request, facts, viewer = seen.request, seen.facts, seen.viewer
+    """The request of ``seen`` as its viewer may see it (inside the caller's transaction),
+    from the rows ``_seeing`` loaded plus the files' versions and the release."""
+    request, facts, viewer, rows = seen.request, seen.facts, seen.viewer, seen.rows
     phase = phase_of(facts.status)
-    groups = session.scalars(
-        select(m.Group).where(m.Group.request_id == request.id).order_by(m.Group.id)
-    ).all()
+    groups, files, people = rows.groups, rows.files, rows.emails
     names = {g.id: g.name for g in groups}
-    files = session.scalars(
-        select(m.File).where(m.File.request_id == request.id).order_by(m.File.id)
-    ).all()
     file_ids = {f.id: f.uuid for f in files}
+    versions: dict[int, list[m.FileVersion]] = {f.id: [] for f in files}
+    for version in session.scalars(
+        select(m.FileVersion).where(m.FileVersion.file_id.in_(file_ids)).order_by(m.FileVersion.id)
+    ):
+        versions[version.file_id].append(version)
     votes = list(visible_items(vote_items(facts), facts.turn, phase, viewer, facts.voided_turns))
-    justification = {
-        (file_ids[v.file_id], reviewer): v.comment
-        for v, reviewer in session.execute(
-            select(m.VoteRow, Person.email)
-            .join(Person, Person.id == m.VoteRow.reviewer_id)
-            .where(m.VoteRow.file_id.in_(file_ids))
-        ).all()
-    }
+    justification = {(file_ids[v.file_id], people[v.reviewer_id]): v.comment for v in rows.votes}
     shown = {
         c.id for c in visible_items(facts.comments, facts.turn, phase, viewer, facts.voided_turns)
     }
-    comments = session.execute(
-        select(m.Comment, Person.email)
-        .join(Person, Person.id == m.Comment.author_id)
-        .where(m.Comment.request_id == request.id)
-        .order_by(m.Comment.created_at.desc(), m.Comment.id.desc())
-    ).all()
+    newest_first = sorted(rows.comments, key=lambda c: (c.created_at, c.id), reverse=True)
     release = session.scalar(select(m.Release).where(m.Release.request_id == request.id))
     return RequestDetail(
         summary=_summary(seen),
@@ -205,7 +203,15 @@ def _detail(session: Session, me: Person, seen: Seen) -> RequestDetail:
         viewer_is_reviewer=viewer.reviewer,
         groups=tuple(GroupView(g.name, g.context, g.controls) for g in groups),
         files=tuple(
-            file_view(session, f, names[f.group_id], facts=facts, viewer=viewer) for f in files
+            file_view(
+                session,
+                f,
+                names[f.group_id],
+                facts=facts,
+                viewer=viewer,
+                versions=versions[f.id],
+            )
+            for f in files
         ),
         votes=tuple(
             VoteView(
@@ -222,13 +228,13 @@ def _detail(session: Session, me: Person, seen: Seen) -> RequestDetail:
                 id=c.uuid,
                 group=names.get(c.group_id) if c.group_id is not None else None,
                 file_id=file_ids.get(c.file_id) if c.file_id is not None else None,
-                author=email,
+                author=people[c.author_id],
                 body=c.body,
                 visibility=c.visibility,
                 turn=c.turn,
                 created_at=c.created_at,
             )
-            for c, email in comments
+            for c in newest_first
             if c.uuid in shown
         ),
         my_review_submitted=me.email in facts.submitted_reviewers(),
@@ -245,6 +251,39 @@ def _author_side(shown: str) -> list[str]:
         if policies.status_for_author(RequestFacts(id="", status=s, turn=0, author="")).value
         == shown
     ]
+
+
+# The overview's rows, built once (only the visibility filter, the page and the project vary):
+# the columns a summary shows, with per-row counts of outputs and of reviews this turn.
+_OUTPUTS = (
+    select(func.count())
+    .where(
+        m.File.request_id == m.Request.id,
+        m.File.kind == "output",
+        m.File.withdrawn_turn.is_(None),
+    )
+    .correlate(m.Request)
+    .scalar_subquery()
+)
+_REVIEWS = (
+    select(func.count())
+    .where(m.Review.request_id == m.Request.id, m.Review.turn == m.Request.review_turn)
+    .correlate(m.Request)
+    .scalar_subquery()
+)
+OVERVIEW = (
+    select(
+        *SUMMARY_COLUMNS,
+        m.Request.project_id,
+        Project.slug,
+        Person.email,
+        _OUTPUTS.label("outputs"),
+        _REVIEWS.label("reviews"),
+    )
+    .join(Project, Project.id == m.Request.project_id)
+    .join(Person, Person.id == m.Request.author_id)
+    .order_by(m.Request.status_changed_at, m.Request.id)
+)
 
 
 def list_requests(
@@ -296,49 +335,25 @@ def list_requests(
         )
         if not visible:
             return []
-        outputs = (
-            select(func.count())
-            .where(
-                m.File.request_id == m.Request.id,
-                m.File.kind == "output",
-                m.File.withdrawn_turn.is_(None),
-            )
-            .correlate(m.Request)
-            .scalar_subquery()
-        )
-        reviews = (
-            select(func.count())
-            .where(m.Review.request_id == m.Request.id, m.Review.turn == m.Request.review_turn)
-            .correlate(m.Request)
-            .scalar_subquery()
-        )
-        query = (
-            select(m.Request, Project.slug, Person.email, outputs, reviews)
-            .join(Project, Project.id == m.Request.project_id)
-            .join(Person, Person.id == m.Request.author_id)
-            .where(or_(*visible))
-            .order_by(m.Request.status_changed_at, m.Request.id)
-            .limit(limit)
-            .offset(offset)
-        )
+        query = OVERVIEW.where(or_(*visible)).limit(limit).offset(offset)
         if project is not None:
             query = query.where(Project.slug == project)
         found: list[RequestSummary] = []
-        for request, slug, author, n_outputs, n_reviews in session.execute(query).all():
-            as_reviewer_row = request.project_id not in tied
-            shown = Status(request.status)
+        for row in session.execute(query):
+            as_reviewer_row = row.project_id not in tied
+            shown = Status(row.status)
             if not as_reviewer_row:
                 shown = policies.status_for_author(
                     RequestFacts(id="", status=shown, turn=0, author="")
                 )
             found.append(
                 request_summary(
-                    request,
-                    project=slug,
-                    author=author,
+                    row,
+                    project=row.slug,
+                    author=row.email,
                     status=shown,
-                    outputs=int(n_outputs),
-                    reviews_this_turn=int(n_reviews) if as_reviewer_row else 0,
+                    outputs=int(row.outputs),
+                    reviews_this_turn=int(row.reviews) if as_reviewer_row else 0,
                 )
             )
         return found
@@ -506,36 +521,38 @@ class _Event:
     visibility: Visibility
 
 
+# Open reviews per checker, one aggregate in the database (built once): (reviewer, request)
+# pairs with a vote this turn on a request under review and no review submitted this turn.
+_SUBMITTED = (
+    select(m.Review.id)
+    .where(
+        m.Review.request_id == m.Request.id,
+        m.Review.reviewer_id == m.VoteRow.reviewer_id,
+        m.Review.turn == m.Request.review_turn,
+    )
+    .exists()
+)
+OPEN_REVIEWS = (
+    select(Person.email, func.count(m.Request.id.distinct()))
+    .select_from(m.Request)
+    .join(m.File, m.File.request_id == m.Request.id)
+    .join(
+        m.VoteRow,
+        and_(m.VoteRow.file_id == m.File.id, m.VoteRow.turn == m.Request.review_turn),
+    )
+    .join(Person, Person.id == m.VoteRow.reviewer_id)
+    .where(m.Request.status.in_(("submitted", "partially_reviewed", "reviewed")), ~_SUBMITTED)
+    .group_by(Person.email)
+)
+
+
 def reviewer_load(ctx: Context, actor: str, reviewers: Sequence[str] = ()) -> dict[str, int]:
     """Open reviews per checker: requests under review in which they voted this turn and
     have not yet submitted (for the overview; any output checker may ask)."""
 
     def work(session: Session, me: Person) -> dict[str, int]:
         perms.check_can_review(ActorFacts(me.email, frozenset(me.role_names), False, False))
-        under_review = ("submitted", "partially_reviewed", "reviewed")
-        # One aggregate in the database: (reviewer, request) pairs with a vote this turn and
-        # no review submitted this turn, counted per reviewer.
-        submitted = (
-            select(m.Review.id)
-            .where(
-                m.Review.request_id == m.Request.id,
-                m.Review.reviewer_id == m.VoteRow.reviewer_id,
-                m.Review.turn == m.Request.review_turn,
-            )
-            .exists()
-        )
-        rows = session.execute(
-            select(Person.email, func.count(m.Request.id.distinct()))
-            .select_from(m.Request)
-            .join(m.File, m.File.request_id == m.Request.id)
-            .join(
-                m.VoteRow,
-                and_(m.VoteRow.file_id == m.File.id, m.VoteRow.turn == m.Request.review_turn),
-            )
-            .join(Person, Person.id == m.VoteRow.reviewer_id)
-            .where(m.Request.status.in_(under_review), ~submitted)
-            .group_by(Person.email)
-        ).all()
+        rows = session.execute(OPEN_REVIEWS).all()
         load = {email: int(n) for email, n in rows}
         return {k: v for k, v in load.items() if not reviewers or k in reviewers}
 

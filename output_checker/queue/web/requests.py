@@ -19,13 +19,15 @@ from enclave.control.service import projects
 from enclave.control.web.forms import actor
 from enclave.control.web.state import context
 from output_checker.queue import service
-from output_checker.queue.views import FileContent
+from output_checker.queue.views import FileContent, RequestSummary
 from output_checker.queue.web import pages, paging
 from output_checker.queue.web.diff import table_diff, text_diff
 from output_checker.queue.web.state import options
 from output_checker.queue.workflow import Status
 
 bp = Blueprint("requests", __name__)
+# Stands for a request id in a URL routed once for many requests (see ``_detail_links``).
+PLACEHOLDER = UUID(int=0)
 
 # Served content may be framed by the queue's own pages only, and can do nothing: no
 # scripts, no requests anywhere, a unique origin (``sandbox``) even if opened on its own.
@@ -67,6 +69,7 @@ def overview() -> ResponseReturnValue:
     return render_template(
         "requests/index.html",
         rows=rows,
+        links=_detail_links(found),
         page=page,
         first_row=page.offset + 1,
         pages=_page_links(page, more, project, status),
@@ -78,6 +81,13 @@ def overview() -> ResponseReturnValue:
         target=target,
         age=pages.age_text,
     )
+
+
+def _detail_links(found: list[RequestSummary]) -> dict[str, str]:
+    """Each listed request's page URL: routed once and filled in, as ``url_for`` for every
+    row took a tenth of the page's time."""
+    pattern = url_for(".detail", request_id=PLACEHOLDER)
+    return {s.id: pattern.replace(str(PLACEHOLDER), s.id) for s in found}
 
 
 def _page_links(

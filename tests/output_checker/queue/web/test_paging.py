@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
+from sqlalchemy import event
 
 from enclave.control.context import Context
 from output_checker.queue.workflow import Status
@@ -122,3 +123,31 @@ def test_the_list_page_refuses_a_page_that_cannot_exist(
     response = client.get("/requests?page=0")
     assert response.status_code == 400
     assert "page must be a whole number from 1 to 100000" in response.get_data(as_text=True)
+
+
+def test_a_page_costs_the_same_few_queries_however_long_the_queue(
+    ctx: Context,
+    qw: QueueWorld,
+    client: FlaskClient,
+    as_person: AsPerson,
+    bearer: Bearer,
+    clock: FakeClock,
+) -> None:
+    statements: list[str] = []
+    event.listen(ctx.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    as_person(client, qw.checker_c)
+    token = bearer(qw.checker_c)
+
+    def cost(url: str, **headers: str) -> int:
+        statements.clear()
+        assert client.get(url, headers=headers).status_code == 200
+        return len([s for s in statements if s != "BEGIN"])  # not SQLite's own BEGIN
+
+    _queue(ctx, qw, clock, n=2)
+    short = cost("/requests"), cost("/api/v1/requests", **token)
+    _queue(ctx, qw, clock, n=6)
+    long = cost("/requests"), cost("/api/v1/requests", **token)
+    assert short == long
+    # The page: the session's person and logout check, the checker, their memberships and
+    # the rows, the checker again and the open reviews. The API: the token, then the same.
+    assert long[0] <= 7 and long[1] <= 4
