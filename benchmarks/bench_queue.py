@@ -10,7 +10,7 @@ and the audit chain verifies.
 The database ``--database`` on ``--postgres`` is dropped and created again on every run.
 
 Usage: python benchmarks/bench_queue.py [--requests 10000] [--clients 50] [--calls 1000]
-       [--submissions 1000] [--workers 3] [--threads 8] [--write PATH]
+       [--submissions 1000] [--workers 4] [--threads 2] [--write PATH]
 """
 
 from __future__ import annotations
@@ -158,6 +158,9 @@ def start_gunicorn(
         "30",
         "--backlog",
         "2048",
+        # each worker its own listening socket: the kernel spreads the kept-alive connections
+        # evenly, rather than the first worker to wake taking most of them
+        "--reuse-port",
         "--timeout",
         "120",
         "output_checker.queue.web:create_app()",
@@ -207,6 +210,10 @@ def login(port: int, email: str, secret: str) -> str:
     ).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
     client.call("login", "POST", "/login", headers=headers, body=form, expect=303)
+    session = _cookie(client)
+    # Follow the redirect as a browser does: the page shows (and so clears) the login's
+    # message; the clients then send the session as the browser holds it after that.
+    client.call("login", "GET", "/requests", headers={"Cookie": session})
     session = _cookie(client)
     client.close()
     return session
@@ -431,9 +438,23 @@ ONLY` instead of a separate `SET`; the login session's person and logout check a
 read; a bearer token, its owner and their roles one query; the acting person one query
 (roles joined, accreditations not loaded); the overview selects the summary's columns from
 statements built once; a request page reuses the rows its rules were checked on and reads
-its files' versions in one query; the overview's row links are routed once. This run's
-figures did not improve on the last: the machine was busier (load average 3.4 against
-1.2 to 2.0), and the audited view is bounded by the serialised write of its audit event.
+its files' versions in one query; the overview's row links are routed once. That was not
+enough: at about 15-20 ms of CPU per request, 50 clients always in flight saw p95 of 1-2 s
+(43 pages/s, 82 list calls/s).
+
+Then the read cache (`enclave.control.readcache`, docs/review-queue.md): every write
+transaction moves a state version on, under the write lock; each web process keeps the
+person behind a session or token, the overview's rows and open reviews, a request's view,
+and the rendered list page (to the minute) or the list API's JSON, each for its reader and
+only while the version stands still. A list call that finds nothing changed reads one row
+(the version): about 2-3 ms of CPU under gunicorn instead of 15-20. A page view's audit
+event no longer moves the version (nothing kept depends on it). The JSON conversion looks
+up each view class's fields once, and the session cookie is written only when the session
+changes (`SESSION_REFRESH_EACH_REQUEST=False`; sessions end 8 hours after login in any
+case). Gunicorn: 4 single-process workers with 2 threads each and `--reuse-port` did better
+on these 2 cores than 3 with 8 threads (less lock contention, connections spread evenly).
+The throughput at 50 in flight varies by about a third from run to run on this shared
+machine (400 to 950 list calls per second in trial runs), and with it the p95.
 """
 
 METHOD = """\
@@ -459,15 +480,20 @@ METHOD = """\
   as many write transactions as requests times twelve, serialised by the control plane's
   write lock. Then `VACUUM ANALYZE`.
 - **Server.** `gunicorn --workers {workers} --worker-class gthread --threads {threads}
-  'output_checker.queue.web:create_app()'` on 127.0.0.1 (2 cores: {workers} processes use both
-  while a request waits on the database; the threads keep {clients} keep-alive connections
-  served). The outbox watcher and the release worker were not running.
+  --reuse-port 'output_checker.queue.web:create_app()'` on 127.0.0.1 (2 cores: {workers}
+  processes use both while a request waits on the database; each has its own listening
+  socket, so the kernel spreads the {clients} keep-alive connections evenly). Each process
+  keeps what it read while the state version stands still (`enclave.control.readcache`,
+  docs/review-queue.md): a list call reads one row (the version) when nothing changed, and
+  the first call after any write reads again. The outbox watcher and the release worker were
+  not running.
 - **Clients.** {clients} threads in one process, each with its own keep-alive connection
   (`http.client`). Time is from sending to reading the whole body. The HTML page is requested
-  with the session cookie of a real login (password and TOTP) of one of the {checkers}
-  checkers, the API with their bearer tokens; the detail is of a random request any checker
-  may see (each call also appends its audited view event). Each endpoint is measured twice:
-  with no think time ({warmup} warm-up calls, not counted, then {calls} measured calls; a
+  with the session cookie of a real login (password and TOTP, redirect followed as a browser
+  does) of one of the {checkers} checkers, the API with their bearer tokens; the detail is of
+  a random request any checker may see (each call also appends its audited view event).
+  Each endpoint is measured twice: with no think time ({warmup} warm-up calls, not counted,
+  then {calls} measured calls; a
   client sends its next request as soon as the previous answer is read, so {clients}
   requests are always in flight), and as people, with a random think time (exponential,
   mean {think:g} s) before every request ({think_calls} calls). Throughput = measured calls /
@@ -714,8 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--think-calls", type=int, default=500, help="calls per 'users' run")
     parser.add_argument("--submissions", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the database and data dir")
     parser.add_argument("--reuse", type=Path, metavar="DATA_DIR", help=argparse.SUPPRESS)

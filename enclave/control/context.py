@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
-from enclave.control.db import make_engine, require_current
+from enclave.control import readcache
+from enclave.control.db import make_engine, require_current, state_version
 from enclave.control.workspace import FileKeyDestroyer, KeyDestroyer
 from enclave.settings import Settings
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -32,6 +36,7 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     key_destroyer: KeyDestroyer | None = None
     token_lifetime: timedelta = timedelta(days=30)
+    read_cache: readcache.ReadCache | None = None
     destroyer: KeyDestroyer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -49,9 +54,22 @@ class Context:
         """Today's date in UTC: expiry and project dates are compared against it."""
         return self.now().date()
 
+    def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, or its result kept from an earlier call at the same state version
+        when this context has a read cache (``enclave.control.readcache``)."""
+        if self.read_cache is None:
+            return compute()
+        seen = readcache.version(lambda: state_version(self.engine))
+        return self.read_cache.get(seen, key, compute)
+
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+def with_read_cache(ctx: Context) -> Context:
+    """``ctx`` with a read cache (a server process's own), unless it has one already."""
+    return ctx if ctx.read_cache is not None else replace(ctx, read_cache=readcache.ReadCache())
 
 
 def open_context(

@@ -18,16 +18,27 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from enclave.control import readcache
 from enclave.control.errors import ControlError
+from enclave.control.models import StateVersion
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Arbitrary constant naming the control plane's write lock among PostgreSQL advisory locks.
 WRITE_LOCK_KEY = 0x656E636C  # "encl"
 WRITE_LOCK = select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY))
+# Every write transaction moves the state version on (under the write lock, so versions follow
+# commit order); readers may keep what they read while it stands still.
+BUMP_VERSION = (
+    update(StateVersion)
+    .where(StateVersion.id == 1)
+    .values(n=StateVersion.n + 1)
+    .execution_options(synchronize_session=False)
+)
+VERSION = select(StateVersion.n).where(StateVersion.id == 1)
 # Execution options of a read-only transaction; ``postgresql_readonly`` is reset when the
 # connection goes back to the pool.
 SQLITE_READ = {"enclave_readonly": True}
@@ -72,10 +83,14 @@ def _sqlite_begin(connection: Any) -> None:
 
 
 @contextmanager
-def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+def transaction(
+    engine: Engine, *, readonly: bool = False, moves_version: bool = True
+) -> Iterator[Session]:
     """One database transaction as a Session: committed on success, rolled back on any error.
 
     Write transactions are serialised (see the module docstring); ``readonly`` ones are not.
+    A write moves the state version on unless ``moves_version`` is False, which is only for
+    appending audit events that no cached read depends on (page views; not logouts).
     """
     postgresql = engine.dialect.name == "postgresql"
     with Session(engine, expire_on_commit=False) as session, session.begin():
@@ -83,9 +98,24 @@ def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
             # PostgreSQL: psycopg opens the transaction with BEGIN READ ONLY (no extra round
             # trip); SQLite: _sqlite_begin reads the flag and takes no write lock.
             session.connection(execution_options=READONLY_OPTIONS if postgresql else SQLITE_READ)
-        elif postgresql:
-            session.execute(WRITE_LOCK)
+        else:
+            if postgresql:
+                session.execute(WRITE_LOCK)
+            if moves_version:
+                session.execute(BUMP_VERSION)
         yield session
+    if moves_version and not readonly:
+        readcache.unpin()
+
+
+def state_version(engine: Engine) -> int:
+    """The state version: it grows with every committed write transaction."""
+    # One statement needs no transaction: on PostgreSQL autocommit saves BEGIN and ROLLBACK.
+    options = (
+        {"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else SQLITE_READ
+    )
+    with engine.connect().execution_options(**options) as connection:
+        return int(connection.execute(VERSION).scalar_one())
 
 
 def _alembic_config(connection: Any) -> Config:

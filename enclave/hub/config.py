@@ -5,7 +5,8 @@ The hub listens on a unix socket, which is mounted read-only into every sandbox 
 sessions' only way out; configurable-http-proxy (5.3.0 or later, for ``http+unix`` targets)
 serves the public port on loopback (nginx with TLS sits in front) and its API on a unix socket.
 One named server per project; admins cannot enter users' servers; the control plane's
-service token may manage users, groups, servers and tokens.
+service token may manage users, groups, servers and tokens. The access enforcer, a managed
+service, stops running servers whose access has lapsed (``enclave.hub.enforcer``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ CHP_VERSION = "5.3.0"
 SERVICE = "enclave-control"
 SERVICE_SCOPES = ["admin:users", "admin:groups", "admin:servers", "tokens"]
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+ENFORCER = "access-enforcer"
+ENFORCER_SCOPES = ["list:users", "read:servers", "delete:servers"]
 QUEUE = "review-queue"  # the review queue's service name: served at /services/review-queue/
 QUEUE_ACCESS = f"access:services!service={QUEUE}"
+# the spawner of each ENCLAVE_HUB_BACKEND: both ask the same SessionPolicy
+BACKENDS = {
+    "bwrap": "enclave.hub.spawner.BwrapSpawner",
+    "systemd": "enclave.hub.systemd.SystemdSpawner",
+}
 
 
 def unix_url(path: Path) -> str:
@@ -49,9 +57,12 @@ class HubOptions:
     proxy pid file (default ``<data_dir>/hub``). ``python_environment`` is the sessions'
     environment (default: the hub's own). Limits: ``mem_limit`` in bytes, ``cpu_limit`` in
     cores, ``pids_limit`` in processes. ``idle_timeout`` seconds (0: no culler).
+    ``enforce_interval``: seconds between the access enforcer's checks of running servers
+    (positive: the enforcer always runs).
     ``cgroup_parent``: see ``BwrapSpawner.cgroup_parent``. ``queue_port`` (0: none) runs the
     review queue as a hub-managed service on that loopback port, its Flask secret key read
-    from ``queue_secret_file``.
+    from ``queue_secret_file``. ``backend`` runs the sessions under bubblewrap (``bwrap``,
+    any host) or as transient systemd services (``systemd``, where systemd is PID 1).
     """
 
     run_dir: Path = Path("/run/enclave")
@@ -68,10 +79,12 @@ class HubOptions:
     pids_limit: int = 512
     tier: str = "2"
     idle_timeout: int = 3600
+    enforce_interval: int = 60
     cgroup_parent: str = "enclave-sessions"
     queue_port: int = 0
     queue_secret_file: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    backend: str = "bwrap"
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> HubOptions:
@@ -93,9 +106,11 @@ class HubOptions:
             ("pids_limit", int),
             ("tier", str),
             ("idle_timeout", int),
+            ("enforce_interval", int),
             ("cgroup_parent", str),
             ("queue_port", int),
             ("queue_secret_file", Path),
+            ("backend", _backend),
         ):
             raw = env.get(f"ENCLAVE_HUB_{name.upper()}")
             if raw is None:
@@ -113,6 +128,12 @@ def _bool(raw: str) -> bool:
     if raw.lower() in ("0", "false", "no"):
         return False
     raise ValueError(f"expected true or false; got {raw!r}")
+
+
+def _backend(raw: str) -> str:
+    if raw not in BACKENDS:
+        raise ValueError(f"expected one of {', '.join(sorted(BACKENDS))}; got {raw!r}")
+    return raw
 
 
 def configure(c: Any, settings: Settings, options: HubOptions) -> None:
@@ -161,6 +182,8 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
             }
         )
         roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
+    services.append(enforcer_service(settings, options))
+    roles.append({"name": ENFORCER, "scopes": ENFORCER_SCOPES, "services": [ENFORCER]})
     if options.queue_port:
         services.append(queue_service(settings, options))
         # every hub user may reach the queue; the control plane says what they may do there
@@ -168,7 +191,10 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 
-    c.JupyterHub.spawner_class = "enclave.hub.spawner.BwrapSpawner"
+    try:
+        c.JupyterHub.spawner_class = BACKENDS[_backend(options.backend)]
+    except ValueError as error:
+        raise SettingsError(f"ENCLAVE_HUB_BACKEND: {error}") from error
     c.Spawner.default_url = "/lab"
     c.Spawner.disable_user_config = True
     c.Spawner.start_timeout = 60
@@ -176,15 +202,41 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
     c.Spawner.mem_limit = options.mem_limit
     c.Spawner.cpu_limit = options.cpu_limit
     c.Spawner.environment = dict(options.extra_env)
-    spawner = c.BwrapSpawner
+    spawner = c.SystemdSpawner if options.backend == "systemd" else c.BwrapSpawner
     spawner.enclave_data_dir = str(settings.data_dir)
     spawner.enclave_database_url = settings.database_url
     spawner.socket_root = str(options.run_dir / "sessions")
     spawner.pids_limit = options.pids_limit
     spawner.tier = options.tier
-    spawner.cgroup_parent = options.cgroup_parent
+    if options.backend == "bwrap":  # systemd places each unit in its own cgroup
+        spawner.cgroup_parent = options.cgroup_parent
     if options.python_environment is not None:
         spawner.python_environment = str(options.python_environment)
+
+
+def enforcer_service(settings: Settings, options: HubOptions) -> dict[str, Any]:
+    """The access enforcer (``python -m enclave.hub.enforcer``) as a hub-managed service: it
+    reaches the hub's API on the hub's own socket (``JUPYTERHUB_API_URL``, set by the hub) with
+    a token that may only list users, read their servers and stop them, and the control plane
+    through its environment."""
+    if options.enforce_interval <= 0:
+        raise SettingsError(
+            f"ENCLAVE_HUB_ENFORCE_INTERVAL must be a positive number of seconds; "
+            f"got {options.enforce_interval}"
+        )
+    return {
+        "name": ENFORCER,
+        "command": [
+            sys.executable,
+            "-m",
+            "enclave.hub.enforcer",
+            f"--interval={options.enforce_interval}",
+        ],
+        "environment": {
+            "ENCLAVE_DATA_DIR": str(settings.data_dir),
+            "ENCLAVE_DATABASE_URL": settings.database_url,
+        },
+    }
 
 
 def queue_service(settings: Settings, options: HubOptions) -> dict[str, Any]:

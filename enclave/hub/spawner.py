@@ -13,6 +13,10 @@ keeper's pid and start time, the cgroup and the socket, so a restarted hub's ``p
 sessions (and tells a reused pid from the keeper), and ``stop`` empties the cgroup whoever the
 keeper's parent is. A fresh ``start`` first kills anything left in the session's cgroup, so
 one (user, project) never has two servers.
+
+``SessionSpawner`` holds what every host backend shares (the policy check and its refusals, the
+directories, the sandbox plan, the environment, the audit of the end); the systemd backend,
+``enclave.hub.systemd.SystemdSpawner``, runs the same plan as a transient service.
 """
 
 from __future__ import annotations
@@ -101,9 +105,11 @@ def _mkdir(path: Path, mode: int, owner: Account | None = None) -> None:
     os.chmod(path, mode, follow_symlinks=False)
 
 
-class BwrapSpawner(Spawner):  # type: ignore[misc]
-    """Runs ``jupyterhub-singleuser`` under bubblewrap with no network, read-only data and
-    cgroup limits. See the module docstring for the life cycle."""
+class SessionSpawner(Spawner):  # type: ignore[misc]
+    """What every host backend of the session policy shares: the traits, the policy check and
+    its refusals, the session's directories, its sandbox plan and environment, and the audit
+    of its end. Backends (``BwrapSpawner``, ``enclave.hub.systemd.SystemdSpawner``) define how
+    the plan runs: ``start``, ``poll``, ``stop`` and their state."""
 
     python_environment = Unicode(
         sys.prefix,
@@ -127,26 +133,6 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
     ).tag(config=True)
 
     useradd_command = Unicode("useradd", help="The useradd program.").tag(config=True)
-    bwrap_command = Unicode("bwrap", help="The bubblewrap program (0.8 or later).").tag(config=True)
-    setsid_command = Unicode(
-        "setsid",
-        help="""The keeper: util-linux setsid, run as `setsid --wait bwrap ...` so that the
-        sandbox's parent is not the hub.""",
-    ).tag(config=True)
-
-    cgroup_root = Unicode(
-        "/sys/fs/cgroup", help="Mount point of the cgroup file system (v1 or v2)."
-    ).tag(config=True)
-
-    cgroup_parent = Unicode(
-        "enclave-sessions",
-        help="""Where session cgroups are created in each cgroup hierarchy: a relative path
-        starts at the hub's own cgroup (so whatever bounds the hub bounds its sessions), an
-        absolute one at the hierarchy's root. On cgroup v2, when the parent is inside the
-        hub's own cgroup, the hub's processes move into a /hub leaf of it (delegate the hub's
-        unit with Delegate=yes under systemd).""",
-    ).tag(config=True)
-
     pids_limit = Integer(
         512,
         help="""Maximum number of processes and threads in one session (pids controller);
@@ -184,12 +170,7 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
         everything in the session's cgroup.""",
     ).tag(config=True)
 
-    # runtime state, persisted through get_state/load_state
-    pid = Integer(0)
-    pid_start = Integer(0)
-    cgroup_paths = List(Unicode())
-    socket_path = Unicode("")
-    _proc: asyncio.subprocess.Process | None = None
+    socket_path = Unicode("")  # runtime state: the socket of the running server
 
     @default("mem_limit")
     def _mem_limit_default(self) -> int:
@@ -242,6 +223,124 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
             raise self._refuse(decision.message, decision.rule or "policy")
         return decision
 
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
+        if self.socket_path and self.server:
+            env["JUPYTERHUB_SERVICE_URL"] = (
+                "http+unix://" + quote(self.socket_path, safe="") + self.server.base_url
+            )
+        return env
+
+    # -- the session's directories, plan and environment ---------------------------------
+
+    def _prepare_dirs(self, decision: SessionDecision, account: Account) -> Path:
+        """Create the project's zones and the session's socket directory; return the latter."""
+        assert decision.home and decision.outbox and decision.data
+        project_dir = decision.home.parent.parent
+        project_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        _mkdir(project_dir, 0o711)
+        if not decision.data.exists():
+            _mkdir(decision.data, 0o755)
+        for zone in (decision.home, decision.outbox):
+            _mkdir(zone.parent, 0o711)
+            _mkdir(zone, 0o700, account)
+        root = Path(self.socket_root)
+        root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        sockets = root / session_id(decision.username, decision.project)
+        shutil.rmtree(sockets, ignore_errors=True)  # a stale socket would fail the bind
+        _mkdir(sockets, 0o700, account)
+        return sockets
+
+    def _plan(
+        self, decision: SessionDecision, account: Account, sockets: Path
+    ) -> sandbox.SandboxPlan:
+        """What the session mounts and runs: the decision's zones, the Python environment
+        (and its base interpreter outside /usr), the sockets and the server command."""
+        environment = Path(self.python_environment)
+        base = _base_interpreter(environment)
+        hub_socket = _hub_socket(self.get_env().get("JUPYTERHUB_API_URL", ""))
+        return sandbox.SandboxPlan(
+            username=decision.username,
+            uid=account.uid,
+            gid=account.gid,
+            environment=environment,
+            extra_ro=(base,) if base else (),
+            home=decision.home or Path("/nonexistent"),
+            data=decision.data,
+            outbox=decision.outbox,
+            socket_dir=sockets,
+            hub_socket=hub_socket,
+            command=sandbox.command(environment, self.cmd, Path(self.socket_path), self.get_args()),
+        )
+
+    def _session_env(self, plan: sandbox.SandboxPlan, decision: SessionDecision) -> dict[str, str]:
+        return sandbox.session_env(
+            plan,
+            self.get_env(),
+            {
+                "ENCLAVE_PROJECT": decision.project,
+                "ENCLAVE_TIER": decision.tier,
+                "ENCLAVE_OUTBOX": f"{plan.home_inside}/outbox",
+                # where the extract is mounted: enclave.analysis finds the datasets there
+                "ENCLAVE_DATASETS": f"{plan.home_inside}/data",
+                "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+            },
+        )
+
+    # -- what a backend defines -----------------------------------------------------------
+
+    async def start(self) -> str:
+        raise NotImplementedError("a session backend defines start")
+
+    async def poll(self) -> int | None:
+        raise NotImplementedError("a session backend defines poll")
+
+    async def stop(self, now: bool = False) -> None:
+        raise NotImplementedError("a session backend defines stop")
+
+    async def _audit_stop(self, reason: str) -> None:
+        """``session_stop`` in the control plane's audit log (the hub's state holds no email:
+        the person is looked up by username when the session ends)."""
+        ctx = self.policy().ctx
+        try:
+            email = await asyncio.to_thread(email_for_login, ctx, self.user.name)
+            await asyncio.to_thread(
+                record_session_stop, ctx, email=email, project=self.name, reason=reason
+            )
+        except Exception:  # the session is gone either way; the audit gap is logged
+            self.log.exception("could not audit the end of %s/%s", self.user.name, self.name)
+
+
+class BwrapSpawner(SessionSpawner):
+    """Runs ``jupyterhub-singleuser`` under bubblewrap with no network, read-only data and
+    cgroup limits. See the module docstring for the life cycle."""
+
+    bwrap_command = Unicode("bwrap", help="The bubblewrap program (0.8 or later).").tag(config=True)
+    setsid_command = Unicode(
+        "setsid",
+        help="""The keeper: util-linux setsid, run as `setsid --wait bwrap ...` so that the
+        sandbox's parent is not the hub.""",
+    ).tag(config=True)
+
+    cgroup_root = Unicode(
+        "/sys/fs/cgroup", help="Mount point of the cgroup file system (v1 or v2)."
+    ).tag(config=True)
+
+    cgroup_parent = Unicode(
+        "enclave-sessions",
+        help="""Where session cgroups are created in each cgroup hierarchy: a relative path
+        starts at the hub's own cgroup (so whatever bounds the hub bounds its sessions), an
+        absolute one at the hierarchy's root. On cgroup v2, when the parent is inside the
+        hub's own cgroup, the hub's processes move into a /hub leaf of it (delegate the hub's
+        unit with Delegate=yes under systemd).""",
+    ).tag(config=True)
+
+    # runtime state, persisted through get_state/load_state
+    pid = Integer(0)
+    pid_start = Integer(0)
+    cgroup_paths = List(Unicode())
+    _proc: asyncio.subprocess.Process | None = None
+
     # -- state ----------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
@@ -270,36 +369,10 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
         self.socket_path = ""
         self._proc = None
 
-    def get_env(self) -> dict[str, str]:
-        env: dict[str, str] = super().get_env()
-        if self.socket_path and self.server:
-            env["JUPYTERHUB_SERVICE_URL"] = (
-                "http+unix://" + quote(self.socket_path, safe="") + self.server.base_url
-            )
-        return env
-
     # -- start ----------------------------------------------------------------------------
 
     def _cgroups(self) -> CgroupManager:
         return CgroupManager(Path(self.cgroup_root), self.cgroup_parent)
-
-    def _prepare_dirs(self, decision: SessionDecision, account: Account) -> Path:
-        """Create the project's zones and the session's socket directory; return the latter."""
-        assert decision.home and decision.outbox and decision.data
-        project_dir = decision.home.parent.parent
-        project_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
-        _mkdir(project_dir, 0o711)
-        if not decision.data.exists():
-            _mkdir(decision.data, 0o755)
-        for zone in (decision.home, decision.outbox):
-            _mkdir(zone.parent, 0o711)
-            _mkdir(zone, 0o700, account)
-        root = Path(self.socket_root)
-        root.mkdir(mode=0o711, parents=True, exist_ok=True)
-        sockets = root / session_id(decision.username, decision.project)
-        shutil.rmtree(sockets, ignore_errors=True)  # a stale socket would fail the bind
-        _mkdir(sockets, 0o700, account)
-        return sockets
 
     async def start(self) -> str:
         decision = await self._decide()
@@ -328,22 +401,7 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
     async def _launch(
         self, decision: SessionDecision, account: Account, group: Cgroup, sockets: Path
     ) -> None:
-        environment = Path(self.python_environment)
-        base = _base_interpreter(environment)
-        hub_socket = _hub_socket(self.get_env().get("JUPYTERHUB_API_URL", ""))
-        plan = sandbox.SandboxPlan(
-            username=decision.username,
-            uid=account.uid,
-            gid=account.gid,
-            environment=environment,
-            extra_ro=(base,) if base else (),
-            home=decision.home or Path("/nonexistent"),
-            data=decision.data,
-            outbox=decision.outbox,
-            socket_dir=sockets,
-            hub_socket=hub_socket,
-            command=sandbox.command(environment, self.cmd, Path(self.socket_path), self.get_args()),
-        )
+        plan = self._plan(decision, account, sockets)
         who = sandbox.identity(plan)
         fds = [_data_fd(who.passwd), _data_fd(who.group)]
         argv = [
@@ -351,16 +409,7 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
             "--wait",
             *sandbox.bwrap_args(plan, sandbox.Fds(fds[0], fds[1]), bwrap=self.bwrap_command),
         ]
-        env = sandbox.session_env(
-            plan,
-            self.get_env(),
-            {
-                "ENCLAVE_PROJECT": decision.project,
-                "ENCLAVE_TIER": decision.tier,
-                "ENCLAVE_OUTBOX": f"{plan.home_inside}/outbox",
-                "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
-            },
-        )
+        env = self._session_env(plan, decision)
         self.log.info(
             "starting sandbox %s for %s/%s",
             session_id(decision.username, decision.project),
@@ -381,9 +430,7 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
                 os.close(fd)
         self.pid = self._proc.pid
         self.pid_start = process_start(self.pid) or 0
-        # JupyterHub 6.1.1 gives a portless http+unix URL port 80 and the proxy then dials
-        # "<sock>:80": the symlink makes that name reach the socket.
-        os.symlink(SOCKET, sockets / f"{SOCKET}:80")
+        _link_port_80(sockets)
 
     async def _wait_listening(self) -> None:
         """Return once the server accepts connections on its socket, so the hub's first check
@@ -447,18 +494,6 @@ class BwrapSpawner(Spawner):  # type: ignore[misc]
         if self.socket_path:
             shutil.rmtree(Path(self.socket_path).parent, ignore_errors=True)
 
-    async def _audit_stop(self, reason: str) -> None:
-        """``session_stop`` in the control plane's audit log (the hub's state holds no email:
-        the person is looked up by username when the session ends)."""
-        ctx = self.policy().ctx
-        try:
-            email = await asyncio.to_thread(email_for_login, ctx, self.user.name)
-            await asyncio.to_thread(
-                record_session_stop, ctx, email=email, project=self.name, reason=reason
-            )
-        except Exception:  # the session is gone either way; the audit gap is logged
-            self.log.exception("could not audit the end of %s/%s", self.user.name, self.name)
-
 
 def _accepts(path: str) -> bool:
     """Does a server accept connections on the unix socket ``path``?"""
@@ -502,3 +537,9 @@ def _preexec(group: Cgroup, account: Account) -> Any:
         os.umask(0o077)
 
     return preexec
+
+
+def _link_port_80(sockets: Path) -> None:
+    """JupyterHub 6.1.1 gives a portless http+unix URL port 80 and the proxy then dials
+    "<sock>:80": the symlink makes that name reach the socket."""
+    os.symlink(SOCKET, sockets / f"{SOCKET}:80")

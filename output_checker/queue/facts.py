@@ -22,6 +22,7 @@ from output_checker.queue.workflow import (
 CHECKER_ROLE = "output_checker"
 ADMIN_ROLE = "admin"
 RESEARCHER_ROLE = "researcher"
+DATALAB_CLIENT_ROLE = "datalab_client"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class ActorFacts:
     @property
     def is_researcher(self) -> bool:
         return RESEARCHER_ROLE in self.roles
+
+    @property
+    def is_datalab_client(self) -> bool:
+        return DATALAB_CLIENT_ROLE in self.roles
 
     @property
     def is_reviewer(self) -> bool:

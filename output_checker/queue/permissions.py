@@ -29,9 +29,12 @@ def _separation(actor: ActorFacts, doing: str) -> None:
 
 
 def check_can_create(actor: ActorFacts) -> None:
-    """A researcher who is a current member of the project and accredited today."""
-    if not actor.is_researcher:
-        raise PermissionDenied("creating a request requires the role researcher", rule="role")
+    """A researcher (or a data lab client, whose reports leave this way) who is a current
+    member of the project and accredited today."""
+    if not (actor.is_researcher or actor.is_datalab_client):
+        raise PermissionDenied(
+            "creating a request requires the role researcher or datalab_client", rule="role"
+        )
     if not actor.is_member:
         raise PermissionDenied(f"{actor.email} is not a member of this project", rule="membership")
     if not actor.accredited:

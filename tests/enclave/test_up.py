@@ -5,16 +5,22 @@ with its proxy, the review queue as a hub service (OAuth with PKCE) and the idle
 prints the URLs; a researcher then logs in to the hub with password and TOTP and into the
 queue through the hub's OAuth. SIGINT must stop everything (no process left) with exit code
 0. The second run must reuse everything: no linkage, no credentials printed again, quick.
+While it is up, the whole journey goes through the real UI in Chromium (``tests.enclave.
+journey``): notebook in the sandbox, finalised table, two checkers, release, download.
 The planning helpers are checked on their own, without root.
 """
 
 from __future__ import annotations
 
+import fcntl
+import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,19 +28,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pandas as pd
 import pyotp
 import pytest
 import requests
 
 from enclave.hub.config import HubOptions, configure
 from enclave.settings import Settings
-from enclave.up import plan
+from enclave.up import plan, session_env
 from enclave.up.stack import leftovers
-from tests.enclave.hub.sandboxhub import free_port, proxy, require_root, session_environment
+from tests.enclave.hub.sandboxhub import free_port, proxy, require_root
+from tests.enclave.journey import Account, Journey, walk
 
+ROOT = Path(__file__).resolve().parents[2]
 ENCLAVE = Path(sys.prefix) / "bin" / "enclave"
 READY = "Review queue:"
 POPULATION = 2000  # the smallest the demo's linkage is comfortable with
+PROJECT = "cydl-demo"
+SESSION_ENV = Path(sys.prefix) / "up-session-env"
+SESSION_ENV_LOCK = Path("/tmp/enclave-up-session-env.lock")
+
+
+def analysis_environment() -> Path:
+    """The sessions' environment exactly as ``enclave up`` builds it (JupyterLab, what
+    ``enclave.analysis`` imports, this repository's packages, the hardening), kept under the
+    venv: built once (minutes), then only the packages copied in again when they change."""
+    with SESSION_ENV_LOCK.open("w") as lock:  # xdist workers must not build it twice at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return session_env.ensure(SESSION_ENV, ROOT)
+        except session_env.SessionEnvError as error:
+            pytest.fail(f"cannot build the session environment: {error}")
 
 
 @dataclass
@@ -51,7 +75,7 @@ class Run:
         """``population``: pass ``--population`` (a second run finds it in the directory)."""
         command = [
             str(ENCLAVE), "up", "--data-dir", str(data_dir), "--port", str(port),
-            "--session-env", str(session_environment()),
+            "--session-env", str(analysis_environment()),
         ]  # fmt: skip
         if population:
             command += ["--population", str(POPULATION)]
@@ -116,8 +140,13 @@ class Probes:
     first_code: int = -1
     first_left: list[int] = field(default_factory=list)
     second_login_status: int = 0
+    journey: Journey | None = None
     second_code: int = -1
     second_left: list[int] = field(default_factory=list)
+
+
+def account(output: str, username: str) -> Account:
+    return Account(username, *credential(output, username))
 
 
 def credential(output: str, username: str) -> tuple[str, str]:
@@ -149,12 +178,8 @@ def hub_oauth_login(base: str, username: str, password: str, secret: str) -> str
     return requests.get(base + back.headers["location"], headers=cookie, timeout=30).text
 
 
-@pytest.fixture(scope="module")
-def probes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probes]:
-    require_root()
-    proxy()
-    data_dir = tmp_path_factory.mktemp("up") / "data"
-    port = free_port()
+def first_run(data_dir: Path, port: int) -> Probes:
+    """Build, start, probe the hub and the queue as a researcher, Ctrl-C."""
     base = f"http://127.0.0.1:{port}"
     first = Run.start(data_dir, port)
     try:
@@ -173,15 +198,38 @@ def probes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probes]:
         code = first.interrupt()
     found.first_code = code
     found.first_left = leftovers(plan.Layout(data_dir.resolve()), port)
-    second = Run.start(data_dir, port, population=False)
+    return found
+
+
+def second_run(found: Probes, shots: Path) -> None:
+    """Start again over the same directory, walk the whole journey in the browser, Ctrl-C."""
+    base = f"http://127.0.0.1:{found.port}"
+    second = Run.start(found.data_dir, found.port, population=False)
     found.second = second
+    printed = found.first.output
     try:
         second.wait_ready()
         found.second_login_status = requests.get(f"{base}/hub/login", timeout=30).status_code
+        checkers = (account(printed, "checker1"), account(printed, "checker2"))
+        found.journey = walk(base, account(printed, "ada"), checkers, PROJECT, shots)
     finally:
         found.second_code = second.interrupt()
-    found.second_left = leftovers(plan.Layout(data_dir.resolve()), port)
-    yield found
+    found.second_left = leftovers(plan.Layout(found.data_dir.resolve()), found.port)
+
+
+@pytest.fixture(scope="module")
+def probes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probes]:
+    require_root()
+    proxy()
+    # not under pytest's 0700 temporary root: the session accounts traverse to their mounts
+    scratch = Path(tempfile.mkdtemp(prefix="up", dir="/tmp"))
+    scratch.chmod(0o711)
+    try:
+        found = first_run(scratch / "data", free_port())
+        second_run(found, tmp_path_factory.mktemp("journey"))
+        yield found
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -252,6 +300,47 @@ def test_a_second_run_reuses_the_data(probes: Probes) -> None:
     assert "scoring pairs" not in probes.second.output  # no linkage
     assert probes.second_login_status == 200
     assert probes.second.ready_after < 45, probes.second.ready_after
+
+
+def walked(probes: Probes) -> Journey:
+    """The journey, which must have gone through to the end."""
+    journey = probes.journey
+    assert journey is not None
+    if journey.error:
+        log = (probes.data_dir / "logs" / "hub.log").read_text(errors="replace")[-3000:]
+        pytest.fail(f"{journey.error}\nscreenshot: {journey.screenshot}\nhub log:\n{log}")
+    return journey
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("hub-up")
+def test_a_notebook_table_goes_through_two_checkers_to_the_researchers_download(
+    probes: Probes,
+) -> None:
+    journey = walked(probes)
+    print("journey steps (s):", journey.seconds)  # shown with -rP: the report's timings
+    assert "PASS" in journey.cell_output
+    assert journey.statuses == ["pending", "submitted", "released"]
+    bundle = probes.data_dir / "projects" / PROJECT / "outbox" / "ada" / journey.bundle
+    assert journey.downloaded == (bundle / "people_by_sex.csv").read_bytes()
+    # the same table computed here, outside, from the extract the sandbox had read-only
+    extract = probes.data_dir / "projects" / PROJECT / "data" / "health-demographics.parquet"
+    expected = pd.read_parquet(extract).groupby("sex")["birth_year"].count()
+    table = pd.read_csv(io.BytesIO(journey.downloaded), index_col="sex")["count"]
+    assert table.to_dict() == expected.to_dict() and table.sum() > POPULATION // 2
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("hub-up")
+def test_on_the_journey_the_table_leaves_only_through_the_release(probes: Probes) -> None:
+    journey = walked(probes)
+    assert journey.files_status == 403  # the session's /files/ from the researcher's browser
+    assert journey.early_release_status == 404  # nothing released yet
+    assert journey.early_review_download_status == 403  # the checkers' copy is theirs only
+    refusal = f"Cannot start {PROJECT}: you are not in its group."  # checkers: the queue only
+    assert refusal in journey.checker_spawn_text and "403" in journey.checker_spawn_text
 
 
 def test_missing_prerequisites_name_the_fix() -> None:

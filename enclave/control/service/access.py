@@ -152,18 +152,30 @@ def authorize_session_for_username(ctx: Context, *, username: str, project: str)
     username. An unknown username is refused with rule ``unknown_user``; audited either way."""
     name = username.strip().lower()[:64]
     with transaction(ctx.engine) as session:
-        email = (
-            session.scalar(select(Person.email).where(Person.username == name)) if name else None
-        )
-        if email is None:
-            decision = AccessDecision(
-                False, "", project, "unknown_user", "no account has this username"
-            )
-            _record_decision(session, ctx, name or "(none)", decision)
-        else:
-            decision = _evaluate(session, ctx, email, project)
-            _record_decision(session, ctx, email, decision)
+        email, decision = _decide_for_username(session, ctx, name, project)
+        _record_decision(session, ctx, email or name or "(none)", decision)
     return decision
+
+
+def session_access_for_username(ctx: Context, *, username: str, project: str) -> AccessDecision:
+    """The decision ``authorize_session_for_username`` would take now, read-only and not
+    audited: for re-checking sessions that already run. The hub's access enforcer asks this
+    for every running server every minute; auditing each answer would bury the session starts
+    in the log, so only the stops it makes are audited (``record_session_stop``)."""
+    with transaction(ctx.engine, readonly=True) as session:
+        return _decide_for_username(session, ctx, username.strip().lower()[:64], project)[1]
+
+
+def _decide_for_username(
+    session: Session, ctx: Context, name: str, project: str
+) -> tuple[str | None, AccessDecision]:
+    """The email of the account called ``name`` (None if there is none) and the decision."""
+    email = session.scalar(select(Person.email).where(Person.username == name)) if name else None
+    if email is None:
+        return None, AccessDecision(
+            False, "", project, "unknown_user", "no account has this username"
+        )
+    return email, _evaluate(session, ctx, email, project)
 
 
 def _record_decision(session: Session, ctx: Context, actor: str, decision: AccessDecision) -> None:

@@ -99,7 +99,14 @@ def session_ended(ctx: Context, email: str, session_id: str) -> bool:
 def session_person(ctx: Context, person_uuid: str, session_id: str) -> PersonView | None:
     """The person web session ``session_id`` belongs to, or None if the account is gone or
     suspended or the session was logged out. Asked on every page view, so it is one read
-    transaction of two queries (the person with roles and accreditations, the logout)."""
+    transaction of two queries (the person with roles and accreditations, the logout), kept
+    in the read cache while nothing changes."""
+    return ctx.cached(
+        ("session", person_uuid, session_id), lambda: _session_person(ctx, person_uuid, session_id)
+    )
+
+
+def _session_person(ctx: Context, person_uuid: str, session_id: str) -> PersonView | None:
     query = (
         select(Person)
         .where(Person.uuid == person_uuid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -78,8 +78,27 @@ def issue_token(
 def verify_token(ctx: Context, token: str) -> PersonView:
     """The person a valid bearer token belongs to; AuthenticationFailed (audited) otherwise."""
     digest = credentials.token_digest(token or "")
+    found = ctx.cached(("token", digest), lambda: _token_state(ctx, digest))
+    owner, problem, target, expires_at = found
+    if owner is not None and expires_at is not None and expires_at <= ctx.now():
+        owner, problem = None, "expired token"  # the clock, not the database, ends a token
+    if owner is not None:
+        return owner
+    with transaction(ctx.engine) as session:
+        record(
+            session, ctx, "token", "token_auth", outcome="refused", target=target, reason=problem
+        )
+    raise AuthenticationFailed("bearer token not accepted", rule="token")
+
+
+TokenState = tuple[PersonView | None, str, str, datetime | None]
+
+
+def _token_state(ctx: Context, digest: str) -> TokenState:
+    """(owner, problem, token uuid, expiry) of the token with ``digest``: the owner only if
+    the token is neither unknown, revoked nor its owner suspended (expiry is for the caller)."""
     # One query for the token, its owner and the owner's roles and accreditations: this runs
-    # on every API call.
+    # on every API call that the read cache cannot answer.
     owner = joinedload(ApiToken.person)
     query = (
         select(ApiToken)
@@ -89,20 +108,14 @@ def verify_token(ctx: Context, token: str) -> PersonView:
     with transaction(ctx.engine, readonly=True) as session:
         row = session.execute(query).unique().scalar_one_or_none()
         if row is None:
-            problem, target = "unknown token", ""
-        elif row.revoked_at is not None:
-            problem, target = "revoked token", row.uuid
-        elif row.expires_at <= ctx.now():
-            problem, target = "expired token", row.uuid
-        elif not row.person.active:
-            problem, target = "account suspended", row.uuid
-        else:
-            return person_view(row.person)
-    with transaction(ctx.engine) as session:
-        record(
-            session, ctx, "token", "token_auth", outcome="refused", target=target, reason=problem
-        )
-    raise AuthenticationFailed("bearer token not accepted", rule="token")
+            return None, "unknown token", "", None
+        if row.revoked_at is not None:
+            return None, "revoked token", row.uuid, None
+        if row.expires_at <= ctx.now():
+            return None, "expired token", row.uuid, None
+        if not row.person.active:
+            return None, "account suspended", row.uuid, None
+        return person_view(row.person), "", row.uuid, row.expires_at
 
 
 def revoke_token(ctx: Context, actor: str, token_uuid: str) -> TokenView:

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, g
 from flask_wtf.csrf import CSRFProtect
 
-from enclave.control.context import Context, open_context
+from enclave.control.context import Context, open_context, with_read_cache
 from enclave.control.rules import Action, can
 from enclave.control.web import api, auth, errors, register, security
 from enclave.control.web.admin import bp as admin_bp
@@ -48,12 +48,15 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=security.SESSION_LIFETIME,
+        # a session ends 8 hours after login whatever happens (security.session_person), so
+        # the cookie is written when the session changes only, not re-signed on every answer
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         # With Referrer-Policy: no-referrer browsers send no Referer, so Flask-WTF's
         # HTTPS-only Referer check would refuse every form; the token and SameSite=Lax remain.
         WTF_CSRF_SSL_STRICT=False,
     )
-    install(app, WebState(settings, context or open_context(settings)))
+    install(app, WebState(settings, with_read_cache(context or open_context(settings))))
     security.init_app(app)  # before CSRF: an anonymous POST goes to the login form
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # bearer tokens only, never cookies (see security.gate)

@@ -9,14 +9,28 @@ from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
 from datetime import date
+from functools import cache
 from typing import Any
+
+# Types passed through as they are, checked first: most values in a view are one of these.
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
+@cache
+def _field_names(cls: Any) -> tuple[str, ...] | None:
+    """A dataclass's field names (looked up once per class: list views repeat them)."""
+    return tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
 
 
 def plain(value: Any) -> Any:
     """``value`` with dataclasses as dicts, dates and datetimes as ISO strings, tuples as lists,
     sets as sorted lists."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    cls: Any = type(value)
+    if cls in _AS_IS:
+        return value
+    names = _field_names(cls)
+    if names is not None:
+        return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, date):  # datetime too
         return value.isoformat()
     if isinstance(value, list | tuple):

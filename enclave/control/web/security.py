@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
+from enclave.control import readcache
 from enclave.control.errors import AuthenticationFailed
 from enclave.control.service import login_guard, tokens
 from enclave.control.views import PersonView
@@ -79,7 +80,9 @@ def gate() -> ResponseReturnValue | None:
         return None
     g.user = session_person()
     if kind == "login" and g.user is None:
-        target = request.full_path if request.method == "GET" else None
+        # with the prefix the app is mounted under (the queue at /services/review-queue/
+        # behind the hub's proxy), or the login would land outside the app
+        target = request.script_root + request.full_path if request.method == "GET" else None
         return redirect(url_for("auth.login_form", next=target))
     return None
 
@@ -140,8 +143,20 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def open_read_scope() -> None:
+    """``before_request``: a GET or HEAD pins one state version for its cached reads."""
+    if request.method in ("GET", "HEAD"):
+        readcache.begin_request()
+
+
+def close_read_scope(_error: BaseException | None) -> None:
+    readcache.end_request()
+
+
 def init_app(app: Flask) -> None:
     """Register the gate and the header hook; call before CSRFProtect so that an anonymous
     POST is sent to the login form rather than told about CSRF."""
+    app.before_request(open_read_scope)
     app.before_request(gate)
     app.after_request(add_security_headers)
+    app.teardown_request(close_read_scope)

@@ -155,8 +155,11 @@ def view_request(ctx: Context, actor: str, request_id: str) -> RequestDetail:
         seen = _seeing(session, ctx, me, request_id)
         return _detail(session, me, seen), seen
 
-    detail, seen = read(ctx, actor, work)
-    with transaction(ctx.engine) as session:
+    # The view is kept (read cache) while nothing changes; its audit event changes nothing
+    # that any kept read depends on, so it leaves the state version where it is.
+    key = ("queue_view", actor, request_id, ctx.today())
+    detail, seen = ctx.cached(key, lambda: read(ctx, actor, work))
+    with transaction(ctx.engine, moves_version=False) as session:
         record(session, ctx, seen.viewer.email, "queue_view", seen.request, seen.project.slug)
     return detail
 
@@ -358,7 +361,9 @@ def list_requests(
             )
         return found
 
-    return read(ctx, actor, work)
+    # Checkers poll the overview far more often than the queue changes (see readcache).
+    key = ("queue_list", actor, project, status, limit, offset, ctx.today())
+    return list(ctx.cached(key, lambda: tuple(read(ctx, actor, work))))
 
 
 def record_view(ctx: Context, actor: str, request_id: str) -> None:
@@ -556,4 +561,4 @@ def reviewer_load(ctx: Context, actor: str, reviewers: Sequence[str] = ()) -> di
         load = {email: int(n) for email, n in rows}
         return {k: v for k, v in load.items() if not reviewers or k in reviewers}
 
-    return read(ctx, actor, work)
+    return dict(ctx.cached(("queue_load", actor, tuple(reviewers)), lambda: read(ctx, actor, work)))

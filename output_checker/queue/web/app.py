@@ -20,13 +20,14 @@ from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 import enclave.control.web
-from enclave.control.context import Context, open_context
+from enclave.control.context import Context, open_context, with_read_cache
 from enclave.control.web import security
 from enclave.control.web.state import WebState
 from enclave.control.web.state import install as install_control
 from enclave.settings import Settings
 from output_checker.queue import db
 from output_checker.queue.web import api, assets, auth, author, errors, oauth, requests, reviews
+from output_checker.queue.web.datalab import bp as datalab_bp
 from output_checker.queue.web.pages import age_text
 from output_checker.queue.web.render import markdown_html
 from output_checker.queue.web.state import QueueOptions, install
@@ -57,7 +58,7 @@ def create_app(
         else (settings.require_secret_key())
     )
     options = options or QueueOptions(oauth=oauth.configured(os.environ))
-    ctx = context or open_context(settings)
+    ctx = with_read_cache(context or open_context(settings))
     if not testing:
         db.require_current(ctx.engine)
     limits = options.limits
@@ -72,6 +73,9 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=security.SESSION_LIFETIME,
+        # a session ends 8 hours after login whatever happens (security.session_person), so
+        # the cookie is written when the session changes only, not re-signed on every answer
+        SESSION_REFRESH_EACH_REQUEST=False,
         # One file and its checker record (large for big tables), plus the form around them;
         # the service then holds each file to limits.max_file_bytes.
         MAX_CONTENT_LENGTH=limits.max_file_bytes + limits.max_manifest_bytes + FORM_FIELD_BYTES,
@@ -85,7 +89,7 @@ def create_app(
     security.init_app(app)  # before CSRF: an anonymous POST goes to the login form
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # bearer tokens only, never cookies (see security.gate)
-    for blueprint in (auth.bp, requests.bp, author.bp, reviews.bp, api.bp, assets.bp):
+    for blueprint in (auth.bp, requests.bp, author.bp, reviews.bp, api.bp, assets.bp, datalab_bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     app.add_template_filter(markdown_html, "markdown")

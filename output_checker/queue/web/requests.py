@@ -8,10 +8,21 @@ and the checker-only evidence; the templates render what they are given and noth
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from enclave.control.errors import ControlError
@@ -51,13 +62,23 @@ def overview() -> ResponseReturnValue:
     project = request.args.get("project", "").strip() or None
     status = request.args.get("status", "").strip() or None
     page = paging.page_from(request.args)
+    # Ages are shown to the minute, so the page is the same all minute long at the same
+    # state version: kept per session (its CSRF token) unless a message waits to be shown.
+    now = context().now().replace(second=0, microsecond=0)
+    if "_flashes" in session:
+        return _overview(project, status, page, now)
+    key = ("overview", g.user.uuid, session.get("sid"), request.full_path, now)
+    return context().cached(key, lambda: _overview(project, status, page, now))
+
+
+def _overview(project: str | None, status: str | None, page: paging.Page, now: datetime) -> str:
     found, more = paging.fetch(
         lambda limit, offset: service.list_requests(
             context(), actor(), project=project, status=status, limit=limit, offset=offset
         ),
         page,
     )
-    now, target = context().now(), options().service_target
+    target = options().service_target
     rows = [(summary, pages.ages(summary, now, target)) for summary in found]
     load = service.reviewer_load(context(), actor()) if "output_checker" in g.user.roles else None
     own_projects = []

@@ -392,9 +392,14 @@ class Kernel:
 
 @contextmanager
 def sandbox_hub(
-    *, mem_limit: int = 400 * 1024**2, cleanup_servers: bool = True, extra_researchers: int = 0
+    *,
+    mem_limit: int = 400 * 1024**2,
+    cleanup_servers: bool = True,
+    extra_researchers: int = 0,
+    hub_env: dict[str, str] | None = None,
 ) -> Iterator[SandboxHub]:
-    """A hub over a fresh control plane; everything it started is gone afterwards."""
+    """A hub over a fresh control plane; everything it started is gone afterwards.
+    ``hub_env`` adds to (or overrides) the hub's environment: more ``ENCLAVE_HUB_*`` options."""
     require_root()
     environment = session_environment()
     directory = Path(tempfile.mkdtemp(prefix="eh", dir="/tmp"))  # short: socket paths
@@ -422,6 +427,7 @@ def sandbox_hub(
             # users and groups come from the REST API here, as the control plane's reconcile
             # sends them; the login itself is tested with the enclave's authenticator apart
             "ENCLAVE_HUB_AUTHENTICATOR_CLASS": "null",
+            **(hub_env or {}),
         }
         bwrap()
         hub = SandboxHub(directory, settings, port, env, cgroup_parent)

@@ -33,7 +33,6 @@ from enclave.hub.access import (
 from enclave.hub.authenticator import EnclaveAuthenticator
 from enclave.hub.policy import REFUSALS
 from enclave.settings import Settings
-from tests.enclave.control.dbfixtures import BACKENDS, temporary_database
 from tests.enclave.control.factories import FakeClock, World, make_project, make_world
 from tests.enclave.hub.hubprocess_auth import (
     PASSWORD,
@@ -46,21 +45,6 @@ from tests.enclave.hub.hubprocess_auth import (
 )
 
 # --- the shared access questions, without a hub ---------------------------------------------
-
-
-@pytest.fixture(params=BACKENDS)
-def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Context]:
-    with temporary_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        context = Context(engine=engine, data_dir=tmp_path / "data", clock=FakeClock())
-        yield context
-        context.close()
-
-
-@pytest.fixture
-def world(ctx: Context) -> World:
-    return make_world(ctx)
 
 
 def test_groups_are_the_control_planes_active_projects(ctx: Context, world: World) -> None:

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from enclave.control import audit
 from enclave.control.context import Context
-from enclave.control.db import make_engine, upgrade
 from enclave.control.service import projects
 from enclave.hub.policy import Limits, SessionPolicy
-from tests.enclave.control.dbfixtures import BACKENDS, temporary_database
-from tests.enclave.control.factories import FakeClock, World, make_project, make_world
-
-
-@pytest.fixture(params=BACKENDS)
-def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Context]:
-    with temporary_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        context = Context(engine=engine, data_dir=tmp_path / "data", clock=FakeClock())
-        yield context
-        context.close()
+from tests.enclave.control.factories import World, make_project, make_world
 
 
 @pytest.fixture

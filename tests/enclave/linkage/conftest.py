@@ -3,34 +3,15 @@ role, zones under tmp_path, and small synthetic deliveries written to disk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 from enclave.control.context import Context
-from enclave.control.db import make_engine, upgrade
 from enclave.linkage.deliveries import write_synthetic
 from enclave.linkage.zones import Zones
 from enclave.synth.ministries import MinistryData, generate_ministries
-from tests.enclave.control.dbfixtures import BACKENDS, temporary_database
-from tests.enclave.control.factories import FakeClock, World, make_world
-
-
-@pytest.fixture(params=BACKENDS)
-def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Context]:
-    with temporary_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        context = Context(engine=engine, data_dir=tmp_path / "data", clock=FakeClock())
-        yield context
-        context.close()
-
-
-@pytest.fixture
-def world(ctx: Context) -> World:
-    return make_world(ctx)
 
 
 @pytest.fixture

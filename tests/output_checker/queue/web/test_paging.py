@@ -148,6 +148,38 @@ def test_a_page_costs_the_same_few_queries_however_long_the_queue(
     _queue(ctx, qw, clock, n=6)
     long = cost("/requests"), cost("/api/v1/requests", **token)
     assert short == long
-    # The page: the session's person and logout check, the checker, their memberships and
-    # the rows, the checker again and the open reviews. The API: the token, then the same.
-    assert long[0] <= 7 and long[1] <= 4
+    # The page: the state version, the session's person and logout check, the checker, their
+    # memberships and the rows, the checker again and the open reviews. The API: the version
+    # and the token; its rows were read for the page a moment ago and nothing changed since.
+    assert long[0] <= 8 and long[1] <= 2
+    # Asked again with nothing changed, each costs one read of the state version.
+    assert (cost("/requests"), cost("/api/v1/requests", **token)) == (1, 1)
+
+
+def test_a_kept_overview_changes_with_the_queue_the_minute_and_the_session(
+    ctx: Context, qw: QueueWorld, app: Any, as_person: AsPerson, bearer: Bearer, clock: FakeClock
+) -> None:
+    first, second = app.test_client(), app.test_client()
+    as_person(first, qw.checker_c)
+    as_person(second, qw.checker_c)
+    with second.session_transaction() as session:
+        session["sid"] = "another-session"
+    token = bearer(qw.checker_c)
+    made = _queue(ctx, qw, clock, n=1)
+    clock.advance(seconds=10)
+    page = first.get("/requests").get_data(as_text=True)
+    assert page == first.get("/requests").get_data(as_text=True)  # kept: nothing changed
+    assert "1 h 0 min" in page
+    csrf = re.compile(r'name="csrf_token" value="([^"]+)"')
+    other = second.get("/requests").get_data(as_text=True)
+    assert csrf.findall(other)[0] != csrf.findall(page)[0]  # each session its own token
+
+    def listed() -> list[str]:
+        return [i["id"] for i in first.get("/api/v1/requests", headers=token).json["items"]]
+
+    assert listed() == made
+    made += _queue(ctx, qw, clock, n=1)  # a write: the next answers are read again
+    assert all(m in first.get("/requests").get_data(as_text=True) for m in made)
+    assert listed() == made
+    clock.advance(minutes=1)  # the ages move on with the minute
+    assert "2 h 1 min" in first.get("/requests").get_data(as_text=True)

@@ -1,5 +1,6 @@
-"""Fixtures of the control-plane tests: a migrated database per test on every backend, a
-settable clock and a Context wired to both."""
+"""Fixtures of every test of the platform that needs a control plane (the control plane's
+own, the hub's, the linkage unit's): a migrated database per test on every backend, a
+settable clock, a Context wired to both, and people of every role."""
 
 from __future__ import annotations
 
