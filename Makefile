@@ -34,14 +34,15 @@ test: $(STAMP) $(CHP)
 	$(BIN)/pytest -n auto --dist loadgroup
 
 ## Benchmarks beside their anchors; writes benchmarks/RESULTS.md, RESULTS-protection.md,
-## RESULTS-linkage.md, RESULTS-queue.md (needs PostgreSQL on 127.0.0.1:5432) and RESULTS-hub.md
-## (needs root: accounts, cgroups, bubblewrap).
+## RESULTS-linkage.md, RESULTS-queue.md (needs PostgreSQL on 127.0.0.1:5432), RESULTS-hub.md
+## (needs root: accounts, cgroups, bubblewrap) and RESULTS-datalab.md.
 bench: $(STAMP) $(CHP)
 	$(BIN)/python benchmarks/bench_checker.py --write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_protection.py --write benchmarks/RESULTS-protection.md
 	$(BIN)/python benchmarks/bench_linkage.py --spark --write benchmarks/RESULTS-linkage.md
 	$(BIN)/python benchmarks/bench_queue.py --write benchmarks/RESULTS-queue.md
 	$(BIN)/python benchmarks/bench_hub.py --write benchmarks/RESULTS-hub.md
+	$(BIN)/python benchmarks/bench_datalab.py --write benchmarks/RESULTS-datalab.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
