@@ -15,20 +15,13 @@ import argparse
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-import waitress
-
-from enclave.control.web.state import EXTENSION, WebState
 from enclave.settings import Settings
-from output_checker.queue import release, watcher
-from output_checker.queue.web.app import create_app
-from output_checker.queue.web.state import EXTENSION as QUEUE_EXTENSION
-from output_checker.queue.web.state import QueueOptions
+from output_checker.queue.web.serve import serve
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -43,35 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/")
     secret = args.secret_key_file.read_text(encoding="utf-8").strip()
     settings = replace(Settings.load(), secret_key=secret)
-    app = create_app(settings)
-    state: WebState = app.extensions[EXTENSION]
-    options: QueueOptions = app.extensions[QUEUE_EXTENSION]
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=release.run, args=(state.context, stop), daemon=True),
-        threading.Thread(
-            target=watcher.watch,
-            args=(state.context, stop),
-            kwargs={"limits": options.limits},
-            daemon=True,
-        ),
-    ]
-    for thread in threads:
-        thread.start()
     signal.signal(signal.SIGTERM, _interrupt)
-    print(f"review queue: serving {prefix}/ on 127.0.0.1:{args.port}", file=sys.stderr)
     try:
-        waitress.serve(
-            app, host="127.0.0.1", port=args.port, url_prefix=prefix, ident="review-queue"
+        return serve(
+            settings, host="127.0.0.1", port=args.port, url_prefix=prefix, ident="review-queue"
         )
     except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        state.context.close()
-    return 0
+        return 0
 
 
 if __name__ == "__main__":

@@ -22,9 +22,19 @@ from output_checker.queue.web.state import EXTENSION as QUEUE_EXTENSION
 from output_checker.queue.web.state import QueueOptions
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: bool = True) -> int:
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: bool = True,
+    url_prefix: str = "",
+    ident: str = "output-checker",
+) -> int:
     """Serve until interrupted; returns the exit status. Raises SettingsError without a secret
-    key and ControlError / QueueError if a schema is not current (before listening)."""
+    key and ControlError / QueueError if a schema is not current (before listening).
+    ``url_prefix``: the path the app is mounted under behind a proxy (waitress strips it and
+    sets ``SCRIPT_NAME``, so the app's links carry it)."""
     app = create_app(settings)
     state: WebState = app.extensions[EXTENSION]
     options: QueueOptions = app.extensions[QUEUE_EXTENSION]
@@ -42,9 +52,11 @@ def serve(settings: Settings, *, host: str, port: int, workers: bool = True) -> 
         ]
     for thread in threads:
         thread.start()
-    print(f"output-checker: serving the review queue on http://{host}:{port}/", file=sys.stderr)
+    print(
+        f"{ident}: serving the review queue on http://{host}:{port}{url_prefix}/", file=sys.stderr
+    )
     try:
-        waitress.serve(app, host=host, port=port, ident="output-checker")
+        waitress.serve(app, host=host, port=port, url_prefix=url_prefix, ident=ident)
     finally:
         stop.set()
         for thread in threads:
