@@ -53,11 +53,13 @@ KEEPER_NAMES = frozenset({"setsid", "bwrap"})  # spared by the polite SIGTERM of
 _CONTEXTS: dict[tuple[str, str], Context] = {}
 
 
-def session_id(username: str, project: str) -> str:
-    """A short, lower-case, stable name for the (user, project) session: it names the cgroup
-    and the socket directory (unix socket paths must stay under 108 bytes, and
-    ``urlparse`` lower-cases the host part of an ``http+unix`` URL)."""
-    return hashlib.sha256(f"{username}/{project}".encode()).hexdigest()[:16]
+def session_id(deployment: str, username: str, project: str) -> str:
+    """A short, lower-case, stable name for the (user, project) session of one deployment: it
+    names the cgroup (or systemd unit) and the socket directory (unix socket paths must stay
+    under 108 bytes, and ``urlparse`` lower-cases the host part of an ``http+unix`` URL).
+    Cgroups and units are machine-wide, so two deployments on one host (a test run beside
+    ``make up``) must not share a name: the start of one would kill the other's session."""
+    return hashlib.sha256(f"{deployment}\0{username}/{project}".encode()).hexdigest()[:16]
 
 
 def process_start(pid: int) -> int | None:
@@ -233,6 +235,11 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
 
     # -- the session's directories, plan and environment ---------------------------------
 
+    def session_name(self, decision: SessionDecision) -> str:
+        """This deployment's name for the session (see ``session_id``)."""
+        deployment = f"{Path(self.enclave_data_dir).resolve()}\0{self.enclave_database_url}"
+        return session_id(deployment, decision.username, decision.project)
+
     def _prepare_dirs(self, decision: SessionDecision, account: Account) -> Path:
         """Create the project's zones and the session's socket directory; return the latter."""
         assert decision.home and decision.outbox and decision.data
@@ -246,7 +253,7 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
             _mkdir(zone, 0o700, account)
         root = Path(self.socket_root)
         root.mkdir(mode=0o711, parents=True, exist_ok=True)
-        sockets = root / session_id(decision.username, decision.project)
+        sockets = root / self.session_name(decision)
         shutil.rmtree(sockets, ignore_errors=True)  # a stale socket would fail the bind
         _mkdir(sockets, 0o700, account)
         return sockets
@@ -381,7 +388,7 @@ class BwrapSpawner(SessionSpawner):
         )
         sockets = self._prepare_dirs(decision, account)
         manager = self._cgroups()
-        name = session_id(decision.username, decision.project)
+        name = self.session_name(decision)
         leftover = manager.path_for(name)
         if leftover.exists():  # a server the hub lost track of: never run two
             self.log.warning("killing a leftover session in cgroup %s", name)
@@ -412,7 +419,7 @@ class BwrapSpawner(SessionSpawner):
         env = self._session_env(plan, decision)
         self.log.info(
             "starting sandbox %s for %s/%s",
-            session_id(decision.username, decision.project),
+            self.session_name(decision),
             decision.username,
             decision.project,
         )
@@ -529,12 +536,18 @@ def _preexec(group: Cgroup, account: Account) -> Any:
     be killed), start a new session, then drop to the account for good."""
 
     def preexec() -> None:
-        group.join_self()
-        os.setsid()
-        os.setgroups([])
-        os.setgid(account.gid)
-        os.setuid(account.uid)
-        os.umask(0o077)
+        try:
+            group.join_self()
+            os.setsid()
+            os.setgroups([])
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+            os.umask(0o077)
+        except OSError as error:
+            # subprocess reports only "Exception occurred in preexec_fn": the hub's log
+            # (this child's stderr) gets the cause, which names a cgroup file at most
+            os.write(2, f"enclave: the session could not start: {error}\n".encode())
+            raise
 
     return preexec
 

@@ -53,7 +53,7 @@ from traitlets import Unicode
 from enclave.hub import sandbox
 from enclave.hub.accounts import Account, account_name, ensure_account
 from enclave.hub.policy import SessionDecision
-from enclave.hub.spawner import SOCKET, SessionSpawner, _accepts, _link_port_80, session_id
+from enclave.hub.spawner import SOCKET, SessionSpawner, _accepts, _link_port_80
 
 UNIT_PREFIX = "enclave-session-"
 # top-level host directories a session keeps (read-only, or replaced by its own kind)
@@ -342,7 +342,7 @@ class SystemdSpawner(SessionSpawner):
             account_name(decision.username, self.account_prefix), useradd=self.useradd_command
         )
         sockets = self._prepare_dirs(decision, account)
-        self.unit = unit_name(session_id(decision.username, decision.project))
+        self.unit = unit_name(self.session_name(decision))
         self.socket_path = str(sockets / SOCKET)
         try:
             if await self._state() in ACTIVE:  # a server the hub lost track of: never run two

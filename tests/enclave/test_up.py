@@ -307,8 +307,11 @@ def walked(probes: Probes) -> Journey:
     journey = probes.journey
     assert journey is not None
     if journey.error:
-        log = (probes.data_dir / "logs" / "hub.log").read_text(errors="replace")[-3000:]
-        pytest.fail(f"{journey.error}\nscreenshot: {journey.screenshot}\nhub log:\n{log}")
+        log = (probes.data_dir / "logs" / "hub.log").read_text(errors="replace")[-8000:]
+        pytest.fail(
+            f"{journey.error}\nsteps done (s): {journey.seconds}\n"
+            f"screenshot: {journey.screenshot}\nhub log:\n{log}"
+        )
     return journey
 
 

@@ -105,9 +105,14 @@ def test_the_server_listens_on_its_socket_only() -> None:
 
 
 def test_session_ids_are_short_stable_and_lower_case() -> None:
-    sid = session_id("Rae", "p1")
-    assert sid == session_id("Rae", "p1") != session_id("rae", "p1")
+    sid = session_id("/srv/enclave", "Rae", "p1")
+    assert sid == session_id("/srv/enclave", "Rae", "p1") != session_id("/srv/enclave", "rae", "p1")
     assert len(sid) == 16 and sid == sid.lower()
+
+
+def test_two_deployments_on_one_host_never_share_a_session_cgroup() -> None:
+    # cgroups and systemd units are machine-wide: a shared name let one hub kill the other's
+    assert session_id("/srv/enclave", "ada", "p1") != session_id("/tmp/up1/data", "ada", "p1")
 
 
 def test_process_start_tells_a_live_pid_from_a_gone_one() -> None:
