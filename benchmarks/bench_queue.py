@@ -9,14 +9,20 @@ and the audit chain verifies.
 
 The database ``--database`` on ``--postgres`` is dropped and created again on every run.
 
+The runs without think time (50 requests always in flight) are driven by ``wrk`` (installed
+with apt-get when missing): Python client threads would take much of the CPU of the server
+they measure. The think-time runs and the submissions use Python client threads.
+
 Usage: python benchmarks/bench_queue.py [--requests 10000] [--clients 50] [--calls 1000]
-       [--submissions 1000] [--workers 4] [--threads 2] [--write PATH]
+       [--submissions 1000] [--workers 4] [--threads 2] [--wrk-threads 2] [--wrk-seconds N]
+       [--write PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -30,13 +36,17 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import cpu_usage
 import psycopg
 import pyotp
 import queue_seed as qs
+import wrk_load
 from machine import cpu_and_ram
 from queue_load import Client, Failed, Outcome, json_body, multipart, run
 from sqlalchemy import Engine, func, select
@@ -53,6 +63,8 @@ SECRET_KEY = "bench-queue-" + "s" * 40
 TARGET_P95_MS = 150.0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 BIN = Path(sys.executable).parent
+CORES = len(os.sched_getaffinity(0))
+T = TypeVar("T")
 
 
 def _load() -> str:
@@ -232,18 +244,101 @@ def _cookie(client: Client) -> str:
 # ----- the runs --------------------------------------------------------------------------------
 
 
-def measure(
+@dataclass(frozen=True)
+class CpuShare:
+    """CPU seconds used during a measured run, by whom, and its wall time."""
+
+    wall: float
+    generator: float  # the load generator: wrk, or this process's client threads
+    server: float  # gunicorn's master and workers
+    database: float  # PostgreSQL backends connected to the benchmark's database
+    machine: float  # every core busy, whoever used it
+
+    def percent(self, seconds: float) -> float:
+        """``seconds`` of CPU as a share of all the machine's cores over the run."""
+        return 100 * seconds / (self.wall * CORES)
+
+
+class CpuWatch:
+    """Snapshots of the CPU time of the server, the database's backends and the machine."""
+
+    def __init__(self, server_pid: int, url: str) -> None:
+        self.server_pid = server_pid
+        self.url = url
+
+    def _pids(self) -> tuple[list[int], list[int]]:
+        with psycopg.connect(self.url, autocommit=True) as c:
+            backends = [
+                int(row[0])
+                for row in c.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ]
+        return [self.server_pid, *cpu_usage.children(self.server_pid)], backends
+
+    def run(
+        self, work: Callable[[], T], generator: Callable[[T], float] | None = None
+    ) -> tuple[T, CpuShare]:
+        """``work()`` and the CPU used while it ran; the generator's CPU is ``generator(result)``
+        (wrk's own), else this process's."""
+        server, backends = self._pids()
+        before = cpu_usage.snapshot([*server, *backends])
+        busy, own, wall = cpu_usage.machine_busy(), time.process_time(), time.perf_counter()
+        result = work()
+        wall, own = time.perf_counter() - wall, time.process_time() - own
+        busy = cpu_usage.machine_busy() - busy
+        server_after, backends_after = self._pids()
+        server_cpu = cpu_usage.spent(before, cpu_usage.snapshot(server_after))
+        database_cpu = cpu_usage.spent(before, cpu_usage.snapshot(set(backends + backends_after)))
+        return result, CpuShare(
+            wall=wall,
+            generator=generator(result) if generator else own,
+            server=server_cpu,
+            database=database_cpu,
+            machine=busy,
+        )
+
+
+def preflight(port: int, jobs: Mapping[str, Callable[[Client, int, int], None]], n: int) -> None:
+    """Each job once per credential through the Python client, with its content checks: wrk
+    then only checks the status (and a marker), so a bad login fails here, plainly."""
+    client = Client("127.0.0.1", port)
+    try:
+        for job in jobs.values():
+            for i in range(n):
+                job(client, i, i)
+    finally:
+        client.close()
+
+
+def saturate(
     port: int,
-    clients: int,
-    calls: int,
-    job: Callable[[Client, int, int], None],
-    warmup: int,
-    think: float = 0.0,
-) -> Outcome:
-    """A warm-up run (not kept, no think time), then the measured one."""
-    if warmup:
-        run("127.0.0.1", port, clients=clients, total=warmup, job=job)
-    return run("127.0.0.1", port, clients=clients, total=calls, job=job, think=think)
+    args: argparse.Namespace,
+    watch: CpuWatch,
+    requests: Sequence[wrk_load.Request],
+    expect: str | None,
+    random_pick: bool,
+) -> tuple[wrk_load.WrkOutcome, CpuShare]:
+    """A wrk warm-up run (not kept), then the measured one with the CPU used during it. The
+    measured run lasts long enough for about ``--calls`` calls at the warm-up's rate (unless
+    ``--wrk-seconds``), within 3 to 120 s."""
+
+    def once(seconds: int) -> wrk_load.WrkOutcome:
+        return wrk_load.run(
+            port,
+            requests,
+            seconds=seconds,
+            connections=args.clients,
+            threads=args.wrk_threads,
+            expect=expect,
+            random=random_pick,
+            seed=args.seed,
+        )
+
+    warm = once(args.wrk_warmup)
+    seconds = args.wrk_seconds or min(120, max(3, math.ceil(args.calls / warm.stats()["rate"])))
+    return watch.run(partial(once, seconds), generator=lambda found: found.cpu_seconds)
 
 
 def reads(
@@ -252,10 +347,12 @@ def reads(
     cookies: Sequence[str],
     bearers: Sequence[str],
     visible: Sequence[str],
-) -> dict[str, Outcome]:
-    """The three read scenarios, each with ``args.clients`` clients."""
+    watch: CpuWatch,
+) -> tuple[dict[str, Outcome | wrk_load.WrkOutcome], dict[str, CpuShare]]:
+    """The three read scenarios, each with ``args.clients`` clients: saturated by wrk, as
+    people (think time) by Python client threads."""
     rng = random.Random(args.seed)
-    ids = [rng.choice(visible) for _ in range(args.calls + args.warmup)]
+    ids = [rng.choice(visible) for _ in range(args.calls)]
 
     def page(client: Client, n: int, _i: int) -> None:
         body = client.call(
@@ -273,22 +370,83 @@ def reads(
 
     def detail(client: Client, n: int, i: int) -> None:
         headers = {"Authorization": bearers[n % len(bearers)]}
-        client.call("detail", "GET", f"/api/v1/requests/{ids[i]}", headers=headers)
+        client.call("detail", "GET", f"/api/v1/requests/{ids[i % len(ids)]}", headers=headers)
 
-    out = {}
-    for name, job in (("page", page), ("list", listing), ("detail", detail)):
-        for mode, calls, warmup, think in (
-            ("saturated", args.calls, args.warmup, 0.0),
-            ("users", args.think_calls, 0, args.think),
-        ):
-            out[f"{name}/{mode}"] = found = measure(port, args.clients, calls, job, warmup, think)
-            s = found.stats(name)
-            _say(
-                f"  {name:<7} {mode:<9} {s['n']:>5} calls  {s['rate']:6.1f}/s  "
-                f"p50 {s['p50']:6.1f}  p95 {s['p95']:6.1f}  p99 {s['p99']:6.1f} ms  "
-                f"errors {len(found.errors)}"
+    jobs = {"page": page, "list": listing, "detail": detail}
+    preflight(port, jobs, max(len(cookies), len(bearers)))
+    # what wrk sends: each credential in turn; the detail a random one of the picked ids
+    saturating = {
+        "page": ([wrk_load.Request("/requests", "Cookie", c) for c in cookies], 'id="queue"'),
+        "list": (
+            [wrk_load.Request("/api/v1/requests", "Authorization", b) for b in bearers],
+            '"items"',
+        ),
+        "detail": (
+            [
+                wrk_load.Request(
+                    f"/api/v1/requests/{rid}", "Authorization", bearers[i % len(bearers)]
+                )
+                for i, rid in enumerate(ids)
+            ],
+            None,
+        ),
+    }
+    out: dict[str, Outcome | wrk_load.WrkOutcome] = {}
+    cpu: dict[str, CpuShare] = {}
+    for name, job in jobs.items():
+        requests, expect = saturating[name]
+        found, share = saturate(port, args, watch, requests, expect, random_pick=name == "detail")
+        out[f"{name}/saturated"], cpu[f"{name}/saturated"] = found, share
+        _report_run(name, "saturated", found, share)
+        users, share = watch.run(
+            partial(
+                run,
+                "127.0.0.1",
+                port,
+                clients=args.clients,
+                total=args.think_calls,
+                job=job,
+                think=args.think,
             )
-    return out
+        )
+        out[f"{name}/users"], cpu[f"{name}/users"] = users, share
+        _report_run(name, "users", users, share)
+    return out, cpu
+
+
+def _report_run(
+    name: str, mode: str, found: Outcome | wrk_load.WrkOutcome, share: CpuShare
+) -> None:
+    s = found.stats(name)
+    _say(
+        f"  {name:<7} {mode:<9} {s['n']:>5} calls  {s['rate']:6.1f}/s  "
+        f"p50 {s['p50']:6.1f}  p95 {s['p95']:6.1f}  p99 {s['p99']:6.1f} ms  "
+        f"errors {failures(found)}  CPU % of {CORES} cores: generator "
+        f"{share.percent(share.generator):.0f}, server {share.percent(share.server):.0f}, "
+        f"database {share.percent(share.database):.0f}, machine {share.percent(share.machine):.0f}"
+    )
+
+
+def generator(outcome: Outcome | wrk_load.WrkOutcome) -> str:
+    """Which load generator made a run, for the report."""
+    if isinstance(outcome, wrk_load.WrkOutcome):
+        return f"wrk, {outcome.threads} threads, {outcome.connections} connections"
+    return "Python threads (http.client)"
+
+
+def _wrk_version() -> str:
+    done = subprocess.run(
+        [wrk_load.ensure_wrk(), "--version"], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"wrk (\S+)", done.stdout + done.stderr)
+    return f"wrk {found.group(1)}" if found else "wrk"
+
+
+def failures(outcome: Outcome | wrk_load.WrkOutcome) -> int:
+    """Failed calls of a run."""
+    if isinstance(outcome, wrk_load.WrkOutcome):
+        return outcome.failures
+    return len(outcome.errors)
 
 
 def submissions(
@@ -412,6 +570,13 @@ The "think time" runs are the same {clients} clients as people: each waits a ran
 (exponential, mean given) after every answer before asking again.
 """
 
+CPU_TEXT = """\
+CPU used during each measured run, as a percentage of the machine's {cores} cores over the
+run's wall time (the load generator, the server, the benchmark database's PostgreSQL backends,
+and everything busy on the machine, other work included; `/proc`). The load generator must
+not take the server's CPU: that is why the runs without think time use wrk.
+"""
+
 CHANGES = """\
 ## What changed for these targets
 
@@ -455,6 +620,16 @@ case). Gunicorn: 4 single-process workers with 2 threads each and `--reuse-port`
 on these 2 cores than 3 with 8 threads (less lock contention, connections spread evenly).
 The throughput at 50 in flight varies by about a third from run to run on this shared
 machine (400 to 950 list calls per second in trial runs), and with it the p95.
+
+Then the version read itself (`enclave.control.db.VersionReader`): through the engine it
+cost a pool checkout with its ping, a Connection, SQLAlchemy's execution and the reset on
+return, about 0.3 ms of CPU and two round trips beside the statement; a server's read cache
+now reads it on PostgreSQL connections of a small pool of its own, in autocommit, one
+statement (a few tens of microseconds, one round trip), falling back on the engine on any
+database error. In the in-process profile a cached list call went from 1 statement through
+the pool and about 1.6 ms of CPU to none through the pool and about 0.7 ms (busy machine).
+The runs without think time are now driven by wrk rather than Python threads (see Method), so
+the server keeps the CPU the Python clients took.
 """
 
 METHOD = """\
@@ -484,20 +659,36 @@ METHOD = """\
   processes use both while a request waits on the database; each has its own listening
   socket, so the kernel spreads the {clients} keep-alive connections evenly). Each process
   keeps what it read while the state version stands still (`enclave.control.readcache`,
-  docs/review-queue.md): a list call reads one row (the version) when nothing changed, and
-  the first call after any write reads again. The outbox watcher and the release worker were
-  not running.
-- **Clients.** {clients} threads in one process, each with its own keep-alive connection
-  (`http.client`). Time is from sending to reading the whole body. The HTML page is requested
-  with the session cookie of a real login (password and TOTP, redirect followed as a browser
-  does) of one of the {checkers} checkers, the API with their bearer tokens; the detail is of
-  a random request any checker may see (each call also appends its audited view event).
-  Each endpoint is measured twice: with no think time ({warmup} warm-up calls, not counted,
-  then {calls} measured calls; a
-  client sends its next request as soon as the previous answer is read, so {clients}
-  requests are always in flight), and as people, with a random think time (exponential,
-  mean {think:g} s) before every request ({think_calls} calls). Throughput = measured calls /
-  wall time of the run.
+  docs/review-queue.md): a list call reads one row (the version, on a connection of its own
+  in autocommit) when nothing changed, and the first call after any write reads again. The
+  outbox watcher and the release worker were not running.
+- **Clients.** The HTML page is requested with the session cookie of a real login (password
+  and TOTP, redirect followed as a browser does) of one of the {checkers} checkers, the API
+  with their bearer tokens (each credential in turn); the detail is of a random request any
+  checker may see, picked per call from {calls} picked ids (each call also appends its
+  audited view event). Time is from sending to reading the whole answer. Each endpoint is
+  measured twice:
+  - **no think time, by `wrk`** ({wrk}, C, Debian package `wrk`): {clients} keep-alive
+    connections over {wrk_threads} thread(s), each sending its next request as soon as the
+    answer is read, so {clients} requests are always in flight. A Lua script sets the headers
+    and counts answers that are not 2xx (and list pages without their queue table); wrk's
+    own socket errors and timeouts (60 s) count as errors too. A {wrk_warmup} s warm-up run
+    (not kept) is followed by the measured run, lasting {duration} (its calls are in the
+    table). Why not the Python clients: {clients} Python threads need a large part of a core
+    to keep {clients} requests in flight at several hundred calls a second, taken from the
+    same {cores} cores as the server and PostgreSQL, so they measured the load generator as
+    much as the server; wrk needs a small share of that (the CPU table). Before the wrk runs,
+    each credential is tried once by the Python client with the full content checks (the
+    page has its queue table, the list is not empty).
+  - **as people, by Python client threads** ({clients} threads in one process, each with its
+    own keep-alive connection, `http.client`): a random think time (exponential, mean
+    {think:g} s) before every request ({think_calls} calls). At about a dozen calls a second
+    they take little CPU.
+  Throughput = measured calls / wall time of the run. CPU shares are read from `/proc`
+  around each measured run: wrk's own from `wait4`, the Python clients' as this process's
+  CPU time, gunicorn's master and workers, the PostgreSQL backends connected to the
+  benchmark's database, and the whole machine (all cores busy, including other work), each as
+  a percentage of the {cores} cores over the run's wall time.
 - **Submissions.** {authors} clients, each a researcher of a different project with a bearer
   token, together make {submissions} submissions: create a request, upload a small CSV table
   (multipart, with its checker record, bytes unique to the submission), describe its group,
@@ -515,21 +706,37 @@ def report(data: Mapping[str, Any]) -> str:
         "saturated": "none (always 50 in flight)",
         "users": f"{args.think:g} s mean",
     }
-    read_rows = []
+    read_rows, cpu_rows = [], []
     for key, outcome in data["reads"].items():
         name, mode = key.split("/")
         s = outcome.stats(name)
+        tool = generator(outcome)
         read_rows.append(
             [
                 LABELS[name],
                 modes[mode],
+                tool,
                 f"{s['n']:,}",
-                f"{len(outcome.errors)}",
+                f"{failures(outcome)}",
                 f"{s['rate']:.0f}",
                 f"{s['p50']:.1f}",
                 f"{s['p95']:.1f}",
                 f"{s['p99']:.1f}",
                 f"{s['max']:.0f}",
+            ]
+        )
+        share: CpuShare = data["cpu"][key]
+        cpu_rows.append(
+            [
+                LABELS[name],
+                modes[mode],
+                tool,
+                f"{share.wall:.1f}",
+                f"{s['n']:,}",
+                *(
+                    f"{share.percent(seconds):.0f}"
+                    for seconds in (share.generator, share.server, share.database, share.machine)
+                ),
             ]
         )
     sub: Outcome = data["submissions"]
@@ -552,12 +759,12 @@ def report(data: Mapping[str, Any]) -> str:
     for key, outcome in data["reads"].items():
         name, mode = key.split("/")
         p95 = outcome.stats(name)["p95"]
-        ok = p95 < TARGET_P95_MS and not outcome.errors
+        ok = p95 < TARGET_P95_MS and not failures(outcome)
         targets.append(
             [
                 f"{LABELS[name]}, {args.clients} clients, think time {modes[mode]}",
                 f"p95 < {TARGET_P95_MS:.0f} ms, no errors",
-                f"p95 {p95:.1f} ms, {len(outcome.errors)} errors",
+                f"p95 {p95:.1f} ms, {failures(outcome)} errors",
                 "yes" if ok else "no",
             ]
         )
@@ -591,8 +798,9 @@ def report(data: Mapping[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in machine.items())
         + f". Wall time of the whole benchmark: {data['elapsed']:.0f} s ({phases}). Load "
         f"average (1 min) at start {data['load'][0]}, at end {data['load'][1]}: the 2 cores are "
-        "shared with other work, which inflates the times. The clients run on the same 2 "
-        f"cores as the server and PostgreSQL. Code measured: {data['commit']}.\n",
+        "shared with other work, which inflates the times. The load generators (wrk without "
+        "think time, Python threads with it) run on the same cores as the server and "
+        f"PostgreSQL. Code measured: {data['commit']}.\n",
         f"Command: `{data['command']}`\n",
         "## Targets\n",
         table_md(["What", "Target", "Measured", "Met"], targets),
@@ -615,6 +823,7 @@ def report(data: Mapping[str, Any]) -> str:
             [
                 "Endpoint",
                 "Think time",
+                "Load generator",
                 "Calls",
                 "Errors",
                 "Throughput (req/s)",
@@ -624,6 +833,22 @@ def report(data: Mapping[str, Any]) -> str:
                 "max (ms)",
             ],
             read_rows,
+        ),
+        "",
+        CPU_TEXT.format(cores=CORES),
+        table_md(
+            [
+                "Endpoint",
+                "Think time",
+                "Load generator",
+                "Wall (s)",
+                "Calls",
+                "Load generator CPU %",
+                "gunicorn CPU %",
+                "PostgreSQL CPU %",
+                "Whole machine busy %",
+            ],
+            cpu_rows,
         ),
         "",
         f"## Submissions: {args.submissions:,} by {len(data['authors'])} concurrent clients\n",
@@ -651,7 +876,16 @@ def report(data: Mapping[str, Any]) -> str:
             workers=args.workers,
             threads=args.threads,
             clients=args.clients,
-            warmup=args.warmup,
+            wrk=data["wrk"],
+            wrk_threads=args.wrk_threads,
+            wrk_warmup=args.wrk_warmup,
+            duration=(
+                f"{args.wrk_seconds} s"
+                if args.wrk_seconds
+                else f"long enough for about {args.calls:,} calls at the warm-up's rate "
+                "(3 to 120 s)"
+            ),
+            cores=CORES,
             calls=args.calls,
             think=args.think,
             think_calls=args.think_calls,
@@ -733,8 +967,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--checkers", type=int, default=10)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--calls", type=int, default=1000, help="measured calls per scenario")
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=1000,
+        help="about this many measured calls per saturated run (and detail ids picked)",
+    )
+    parser.add_argument(
+        "--wrk-warmup", type=int, default=3, help="seconds of wrk warm-up before each saturated run"
+    )
+    parser.add_argument(
+        "--wrk-seconds",
+        type=int,
+        default=0,
+        help="seconds of each saturated wrk run (default: --calls calls at the warm-up's rate)",
+    )
+    parser.add_argument(
+        "--wrk-threads", type=int, default=2, choices=(1, 2), help="wrk threads (load generator)"
+    )
     parser.add_argument(
         "--think", type=float, default=3.0, help="mean think time (s) of the 'users' runs"
     )
@@ -746,6 +996,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database and data dir")
     parser.add_argument("--reuse", type=Path, metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--write", type=Path, help="write the markdown report here")
+    parser.add_argument(
+        "--cast",
+        type=Path,
+        help="write the checkers' credentials for benchmarks/profile_queue.py here (with --keep)",
+    )
     args = parser.parse_args(argv)
     if args.clients > args.projects * args.members:
         parser.error("--clients may not exceed --projects x --members (one researcher each)")
@@ -797,6 +1052,20 @@ def main(argv: list[str] | None = None) -> int:
         authors.append((project, f"Bearer {qs.token(live, email)}"))
     with engine.connect() as c:
         visible = list(c.scalars(select(m.Request.uuid).where(m.Request.review_turn >= 1)))
+    if args.cast:
+        args.cast.write_text(
+            json.dumps(
+                {
+                    "url": url,
+                    "data_dir": str(data_dir),
+                    "secrets": secrets,
+                    "bearers": {
+                        email: bearer.removeprefix("Bearer ")
+                        for email, bearer in zip(cast.checkers, bearers, strict=True)
+                    },
+                }
+            )
+        )
     phase("credentials")
 
     port = _free_port()
@@ -805,7 +1074,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cookies = [login(port, email, secret) for email, secret in secrets.items()]
         phase("serve")
-        read_outcomes = reads(port, args, cookies, bearers, visible)
+        read_outcomes, read_cpu = reads(
+            port, args, cookies, bearers, visible, CpuWatch(server.pid, url)
+        )
         phase("reads")
         since = datetime.now(UTC)
         sub, sent = submissions(port, args, authors)
@@ -833,6 +1104,8 @@ def main(argv: list[str] | None = None) -> int:
                     "args": args,
                     "machine": _machine(),
                     "reads": read_outcomes,
+                    "cpu": read_cpu,
+                    "wrk": _wrk_version(),
                     "submissions": sub,
                     "verified": verified,
                     "census": {"by_status": seeded["by_status"], "rows": after["rows"]},

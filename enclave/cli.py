@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from enclave import cli_admin, cli_datalab, cli_linkage
+from enclave import cli_admin, cli_backup, cli_datalab, cli_linkage
 from enclave.control.errors import ControlError
 from enclave.settings import Settings, SettingsError
 from output_checker.errors import CheckerError
@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_admin.register(sub)
     cli_linkage.register(sub)
     cli_datalab.register(sub)
+    cli_backup.register(sub)
     web = sub.add_parser("serve", help="run the admin web, the public register and the JSON API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)

@@ -3,7 +3,8 @@
 Exit codes: 0 the output passes; 1 it fails or needs review (the manifest says which);
 2 the request could not be checked (bad input, named in one line on stderr). ``init`` creates
 or upgrades the review queue's tables (after ``enclave admin init``); ``serve`` runs until
-interrupted. Both exit 2 on a configuration error (no secret key, no current schema).
+interrupted; ``workers`` runs only the outbox watcher and the release worker, until SIGTERM or
+SIGINT (exit 0). All three exit 2 on a configuration error (no secret key, no current schema).
 """
 
 from __future__ import annotations
@@ -119,7 +120,37 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run the outbox watcher and the release worker in this process",
     )
+
+    workers = sub.add_parser(
+        "workers", help="run the outbox watcher and the release worker (no web app)"
+    )
+    workers.add_argument("--config", type=Path, help="TOML settings file (or $ENCLAVE_CONFIG)")
     return parser
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """Run the background workers until signalled; configuration errors are one line and
+    exit code 2."""
+    import logging
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from enclave.control.errors import ControlError
+    from enclave.settings import Settings, SettingsError
+    from output_checker.queue.web.workers import run_until_signalled
+
+    # the workers report through logging (a failed scan, a released request): to the journal
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
+    try:
+        return run_until_signalled(Settings.load(config_file=args.config))
+    except ControlError as error:
+        print(f"output-checker: error: {error} [{error.rule}]", file=sys.stderr)
+    except SettingsError as error:
+        print(f"output-checker: error: {error}", file=sys.stderr)
+    except SQLAlchemyError as error:  # unreachable server, refused login: say which, briefly
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        print(f"output-checker: error: cannot open the database: {reason}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -249,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "init":
         return _init(args)
+    if args.command == "workers":
+        return _workers(args)
     try:
         if args.command in ("protect", "audit"):
             return _tabulated(args)

@@ -11,7 +11,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 
 from enclave.control import readcache
-from enclave.control.db import make_engine, require_current, state_version
+from enclave.control.db import VersionReader, make_engine, require_current
 from enclave.control.workspace import FileKeyDestroyer, KeyDestroyer
 from enclave.settings import Settings
 
@@ -37,11 +37,14 @@ class Context:
     key_destroyer: KeyDestroyer | None = None
     token_lifetime: timedelta = timedelta(days=30)
     read_cache: readcache.ReadCache | None = None
+    version_reader: VersionReader | None = None
     destroyer: KeyDestroyer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         chosen = self.key_destroyer or FileKeyDestroyer(self.data_dir / "keys")
         object.__setattr__(self, "destroyer", chosen)
+        if self.read_cache is not None and self.version_reader is None:
+            object.__setattr__(self, "version_reader", VersionReader(self.engine))
 
     def now(self) -> datetime:
         """The clock's time in UTC; raises ValueError if the clock returns a naive datetime."""
@@ -57,13 +60,13 @@ class Context:
     def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or its result kept from an earlier call at the same state version
         when this context has a read cache (``enclave.control.readcache``)."""
-        if self.read_cache is None:
+        if self.read_cache is None or self.version_reader is None:
             return compute()
-        seen = readcache.version(lambda: state_version(self.engine))
+        seen = readcache.version(self.version_reader)
         return self.read_cache.get(seen, key, compute)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections (the version reader's with the engine's)."""
         self.engine.dispose()
 
 

@@ -118,6 +118,51 @@ def state_version(engine: Engine) -> int:
         return int(connection.execute(VERSION).scalar_one())
 
 
+class VersionReader:
+    """The cheapest correct read of the state version, for a server's read cache. On
+    PostgreSQL: one statement on connections of a small pool of its own, in autocommit with no
+    ping or reset around it (tens of microseconds of CPU instead of about 0.3 ms through the
+    engine's pool); a connection that fails is dropped and the version read the standard way,
+    which reports a database that is really down. Elsewhere: ``state_version``. ``name`` is
+    the connections' ``application_name``."""
+
+    def __init__(self, engine: Engine, name: str = "enclave-version-reader") -> None:
+        self._engine = engine
+        self._direct: Engine | None = None
+        if engine.dialect.name == "postgresql":
+            self._direct = create_engine(
+                engine.url,
+                isolation_level="AUTOCOMMIT",  # a statement sees every write committed before it
+                pool_pre_ping=False,
+                pool_reset_on_return=None,
+                connect_args={"application_name": name},  # what pg_stat_activity shows
+            )
+            self._sql = str(VERSION.compile(engine, compile_kwargs={"literal_binds": True}))
+            self._errors = self._direct.dialect.loaded_dbapi.Error
+            # whoever releases the engine's connections releases these too
+            event.listen(engine, "engine_disposed", lambda _engine: self.close())
+
+    def __call__(self) -> int:
+        if self._direct is None:
+            return state_version(self._engine)
+        connection = self._direct.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self._sql)
+            (found,) = cursor.fetchone() or (0,)
+            cursor.close()
+        except self._errors:
+            connection.invalidate()  # a server restart or a killed backend: reconnect next time
+            return state_version(self._engine)
+        finally:
+            connection.close()
+        return int(found)
+
+    def close(self) -> None:
+        if self._direct is not None:
+            self._direct.dispose()
+
+
 def _alembic_config(connection: Any) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -9,27 +9,22 @@ It runs only when ``settings.hub_url`` is set; call it after membership changes 
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from enclave.control.context import Context
 from enclave.control.db import transaction
-from enclave.control.errors import IntegrationError
+from enclave.control.hubapi import HubApi, quote_name
 from enclave.control.models import Membership, Project
 from enclave.control.rules import ProjectState, Role
 from enclave.control.service._base import read, record
 from enclave.settings import Settings
 
 GROUP_PREFIX = "project-"
-PAGE = 200
 
 
 class HubClient(Protocol):
@@ -56,75 +51,37 @@ class HubClient(Protocol):
 
 @dataclass(frozen=True)
 class RestHubClient:
-    """HubClient over JupyterHub's REST API. ``api_url`` is the API root, like JupyterHub's
-    own ``JUPYTERHUB_API_URL`` (``http://127.0.0.1:8081/hub/api``)."""
+    """HubClient over JupyterHub's REST API (``enclave.control.hubapi``). ``api_url`` is the
+    API root, like JupyterHub's own ``JUPYTERHUB_API_URL`` (``http://127.0.0.1:8081/hub/api``)."""
 
     api_url: str
     token: str = field(repr=False)
     timeout: float = 10.0
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        url = self.api_url.rstrip("/") + path
-        request = urllib.request.Request(
-            url,
-            data=None if body is None else json.dumps(body).encode("utf-8"),
-            method=method,
-            headers={
-                "Authorization": f"token {self.token}",
-                "Content-Type": "application/json",
-                "Accept": "application/jupyterhub-pagination+json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as error:
-            raise IntegrationError(
-                f"JupyterHub refused {method} {path}: HTTP {error.code}", rule="hub"
-            ) from error
-        except (urllib.error.URLError, OSError) as error:
-            raise IntegrationError(
-                f"cannot reach JupyterHub at {self.api_url}", rule="hub"
-            ) from error
-        return json.loads(raw) if raw else None
-
-    def _paged(self, path: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = self._call("GET", f"{path}?offset={offset}&limit={PAGE}")
-            if isinstance(page, list):  # a hub without pagination returns everything
-                return items + page
-            items.extend(page["items"])
-            following = (page.get("_pagination") or {}).get("next")
-            if not following:
-                return items
-            offset = int(following["offset"])
+    @property
+    def _api(self) -> HubApi:
+        return HubApi(self.api_url, self.token, self.timeout)
 
     def groups(self) -> dict[str, set[str]]:
-        return {g["name"]: set(g.get("users") or ()) for g in self._paged("/groups")}
+        return {g["name"]: set(g.get("users") or ()) for g in self._api.paged("/groups")}
 
     def users(self) -> set[str]:
-        return {u["name"] for u in self._paged("/users")}
+        return {u["name"] for u in self._api.paged("/users")}
 
     def create_users(self, names: Sequence[str]) -> None:
-        self._call("POST", "/users", {"usernames": list(names)})
+        self._api.call("POST", "/users", {"usernames": list(names)})
 
     def create_group(self, name: str) -> None:
-        self._call("POST", f"/groups/{_quote(name)}")
+        self._api.call("POST", f"/groups/{quote_name(name)}")
 
     def delete_group(self, name: str) -> None:
-        self._call("DELETE", f"/groups/{_quote(name)}")
+        self._api.call("DELETE", f"/groups/{quote_name(name)}")
 
     def add_users(self, group: str, names: Sequence[str]) -> None:
-        self._call("POST", f"/groups/{_quote(group)}/users", {"users": list(names)})
+        self._api.call("POST", f"/groups/{quote_name(group)}/users", {"users": list(names)})
 
     def remove_users(self, group: str, names: Sequence[str]) -> None:
-        self._call("DELETE", f"/groups/{_quote(group)}/users", {"users": list(names)})
-
-
-def _quote(name: str) -> str:
-    return urllib.parse.quote(name, safe="")
+        self._api.call("DELETE", f"/groups/{quote_name(group)}/users", {"users": list(names)})
 
 
 @dataclass(frozen=True)

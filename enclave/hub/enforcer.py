@@ -18,21 +18,19 @@ it. Logs name usernames, projects and rule codes only: the control plane's reaso
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 from enclave.control.context import Context, open_context
+from enclave.control.errors import IntegrationError
+from enclave.control.hubapi import HubApi, quote_name
 from enclave.control.service.access import (
     AccessDecision,
     record_session_stop,
@@ -42,7 +40,6 @@ from enclave.settings import Settings
 
 log = logging.getLogger("enclave.hub.enforcer")
 
-PAGE = 200
 REASON = "access lapsed: {rule}"
 
 
@@ -100,96 +97,30 @@ def servers_to_stop(
 # -- the shell: the hub's REST API, the control plane, the loop ---------------------------------
 
 
-class HubError(RuntimeError):
-    """The hub could not be reached or refused a call (the message names no person)."""
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP over the hub's unix socket (``http+unix://``, the hub's own ``hub_connect_url``)."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("127.0.0.1", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 @dataclass(frozen=True)
-class HubApi:
-    """The two calls the enforcer makes. ``api_url`` is the API root
-    (``http+unix://<socket>/hub/api`` or ``http://host:port/hub/api``); the token needs
+class HubServers:
+    """The two calls the enforcer makes, over ``enclave.control.hubapi``. The token needs
     ``list:users``, ``read:servers`` and ``delete:servers``. A stop can take the hub's
     ``slow_stop_timeout`` before it answers, hence the long timeout."""
 
-    api_url: str
-    token: str = field(repr=False)
-    timeout: float = 60.0
+    api: HubApi
 
-    def __post_init__(self) -> None:
-        scheme = urlsplit(self.api_url).scheme
-        if scheme not in ("http", "https", "http+unix"):
-            raise ValueError(f"hub API URL must be http, https or http+unix; got {scheme!r}")
-
-    def _connection(self) -> http.client.HTTPConnection:
-        parts = urlsplit(self.api_url)
-        if parts.scheme == "http+unix":
-            return _UnixConnection(unquote(parts.netloc), self.timeout)
-        if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.netloc, timeout=self.timeout)
-        return http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
-
-    def _call(self, method: str, path: str) -> Any:
-        url = urlsplit(self.api_url).path.rstrip("/") + path
-        connection = self._connection()
-        try:
-            connection.request(
-                method,
-                url,
-                headers={
-                    "Authorization": f"token {self.token}",
-                    "Accept": "application/jupyterhub-pagination+json",
-                },
-            )
-            response = connection.getresponse()
-            body = response.read()
-        except (OSError, http.client.HTTPException) as error:
-            raise HubError(f"cannot reach JupyterHub ({type(error).__name__})") from None
-        finally:
-            connection.close()
-        if response.status >= 400:
-            raise HubError(f"JupyterHub answered {response.status} to {method} {path}")
-        return json.loads(body) if body else None
+    @classmethod
+    def at(cls, api_url: str, token: str) -> HubServers:
+        return cls(HubApi(api_url, token, timeout=60.0))
 
     def active_users(self) -> list[dict[str, Any]]:
-        """The models of every user with a server running or pending, page by page."""
-        users: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = self._call("GET", f"/users?state=active&offset={offset}&limit={PAGE}")
-            if isinstance(page, list):  # a hub without pagination returns everything
-                return users + page
-            users.extend(page["items"])
-            following = (page.get("_pagination") or {}).get("next")
-            if not following:
-                return users
-            offset = int(following["offset"])
+        """The models of every user with a server running or pending."""
+        return self.api.paged("/users", "state=active")
 
     def stop(self, server: RunningServer) -> None:
         """Ask the hub to stop ``server`` (its spawner kills the sandbox); the server stays
         defined, so its home and outbox remain for when access returns."""
-        user = quote(server.user, safe="")
+        user = quote_name(server.user)
         if server.project:
-            self._call("DELETE", f"/users/{user}/servers/{quote(server.project, safe='')}")
+            self.api.call("DELETE", f"/users/{user}/servers/{quote_name(server.project)}")
         else:
-            self._call("DELETE", f"/users/{user}/server")
+            self.api.call("DELETE", f"/users/{user}/server")
 
 
 @dataclass(frozen=True)
@@ -211,7 +142,7 @@ def decisions_for(
     }
 
 
-def enforce_once(hub: HubApi, ctx: Context) -> PassReport:
+def enforce_once(hub: HubServers, ctx: Context) -> PassReport:
     """List, decide, stop and audit once. A stop the hub refuses is logged and left for the
     next pass; each stop the hub accepted is audited as ``session_stop``."""
     running = running_servers(hub.active_users())
@@ -220,7 +151,7 @@ def enforce_once(hub: HubApi, ctx: Context) -> PassReport:
     for stop in servers_to_stop(running, decisions_for(ctx, running)):
         try:
             hub.stop(stop.server)
-        except HubError as error:
+        except IntegrationError as error:
             log.error("could not stop %s (rule %s): %s", stop.server, stop.rule, error)
             failed.append(stop)
             continue
@@ -239,11 +170,13 @@ def _kind(error: Exception) -> str:
     """What to log of an unexpected error: its type and, for ours, the message. A database
     error's message may quote the rows it touched, so its text is never logged."""
     return (
-        f"{type(error).__name__}: {error}" if isinstance(error, HubError) else type(error).__name__
+        f"{type(error).__name__}: {error}"
+        if isinstance(error, IntegrationError)
+        else type(error).__name__
     )
 
 
-def checked_pass(hub: HubApi, ctx: Context) -> PassReport | None:
+def checked_pass(hub: HubServers, ctx: Context) -> PassReport | None:
     """``enforce_once``, or None (logged) when the pass failed: the hub or the control plane
     could not be asked."""
     try:
@@ -253,7 +186,7 @@ def checked_pass(hub: HubApi, ctx: Context) -> PassReport | None:
         return None
 
 
-def run_forever(hub: HubApi, ctx: Context, interval: float) -> None:
+def run_forever(hub: HubServers, ctx: Context, interval: float) -> None:
     """A pass every ``interval`` seconds; a failed pass is logged and the next one tried."""
     while True:
         started = time.monotonic()
@@ -287,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.interval <= 0:
         parser.error(f"--interval must be positive; got {args.interval}")
     try:
-        hub = HubApi(args.url, token)
+        hub = HubServers.at(args.url, token)
     except ValueError as error:
         parser.error(str(error))
     logging.basicConfig(

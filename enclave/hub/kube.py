@@ -1,6 +1,6 @@
 """The Kubernetes backend of the same session policy: a decision becomes KubeSpawner traits.
 
-``deploy/kubernetes/values.yaml`` (zero-to-jupyterhub) defines ``EnclaveKubeSpawner``, which
+``deploy/k8s/values.yaml`` (zero-to-jupyterhub) defines ``EnclaveKubeSpawner``, which
 asks ``SessionPolicy.decide`` in ``start`` exactly as ``BwrapSpawner`` does and applies
 ``pod_overrides``. The zones map onto two volumes: the research extracts (a ReadOnlyMany
 claim, mounted read-only) and the working area with homes and outboxes (ReadWriteMany),

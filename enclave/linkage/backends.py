@@ -1,4 +1,5 @@
-"""Where Splink runs: an in-process DuckDB (the default) or a local Spark (scale-out).
+"""Where Splink runs: an in-process DuckDB (the default) or Spark (scale-out): a local Spark
+started here, or the session of a ``spark-submit`` job on a cluster when one is active.
 
 Each backend is opened as a context manager that owns its engine and releases it (closes the
 DuckDB connection, stops the Spark session) however the linkage ends.
@@ -82,6 +83,12 @@ def _spark(settings: LinkageSettings, work_dir: Path) -> Iterator[Any]:
         from splink.internals.spark.jar_location import similarity_jar_location
     except ImportError:
         raise LinkageError("the Spark backend needs pyspark: pip install pyspark") from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        # A spark-submit job (deploy/spark/link_job.py) made this session: its master, jars and
+        # checkpoint directory are the cluster's, and the job stops it when it ends.
+        yield SparkAPI(spark_session=active)  # type: ignore[no-untyped-call]
+        return
     partitions = str(max(2, 2 * settings.threads))
     spark = (
         SparkSession.builder.master(f"local[{settings.threads}]")

@@ -147,7 +147,7 @@ def run_linkage(
     _write_atomic(zones.person_index, lambda p: index.to_parquet(p, index=False))
     _write_atomic(zones.model, trained.save)
     _write_atomic(report_path, lambda p: p.write_text(render_report(data), encoding="utf-8"))
-    _log_run(zones, moment, frames, pairs, clusters, index)
+    _log_run(zones, moment, chosen.backend, frames, pairs, clusters, index)
     return RunResult(
         sources=dict(data.sources),
         pairs_scored=pairs,
@@ -163,6 +163,7 @@ def run_linkage(
 def _log_run(
     zones: Zones,
     moment: datetime,
+    backend: str,
     frames: dict[str, pd.DataFrame],
     pairs: int,
     clusters: pd.DataFrame,
@@ -170,6 +171,7 @@ def _log_run(
 ) -> None:
     entry = {
         "at": moment.isoformat(timespec="seconds"),
+        "backend": backend,
         "sources": {name: len(frame) for name, frame in frames.items()},
         "pairs_scored": pairs,
         "clusters": int(clusters["cluster_id"].nunique()),

@@ -16,7 +16,7 @@ from uuid import UUID
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from enclave.control.errors import InvalidInput, NotFound
+from enclave.control.errors import NotFound
 from enclave.control.service import datasets, grants, members, people, projects
 from enclave.control.varspec import variable
 from enclave.control.views import (
@@ -29,32 +29,17 @@ from enclave.control.views import (
 from enclave.control.web.actions import GRANT_DECISIONS, PROJECT_TRANSITIONS
 from enclave.control.web.forms import mirror_hub
 from enclave.control.web.jsonview import plain
-from enclave.control.web.openapi import build_document, operation, validator
+from enclave.control.web.openapi import CONTRACT
 from enclave.control.web.security import public
 from enclave.control.web.state import context
 
+operation, body = CONTRACT.operation, CONTRACT.body  # the decorator and the body reader
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _actor() -> str:
     email: str = g.api_actor
     return email
-
-
-def body(schema: str) -> dict[str, Any]:
-    """The request's JSON object, valid against ``schema``; InvalidInput naming the first
-    problem (``invalid_body``) otherwise."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(
-            "the request body must be a JSON object (Content-Type: application/json)",
-            rule="invalid_body",
-        )
-    problems = sorted(validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if problems:
-        where = "/".join(str(part) for part in problems[0].absolute_path) or "body"
-        raise InvalidInput(f"{where}: {problems[0].message}", rule="invalid_body")
-    return data
 
 
 def one(view: Any, status: int = 200) -> ResponseReturnValue:
@@ -84,7 +69,7 @@ def many(views: list[Any]) -> ResponseReturnValue:
 @operation("This document", None, public=True)
 def openapi_document() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""
-    return jsonify(build_document(current_app))
+    return jsonify(CONTRACT.document(current_app))
 
 
 @bp.get("/me")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -67,8 +68,30 @@ SUMMARY_COLUMNS = (
 )
 
 
+class SummaryColumns(Protocol):
+    """What ``request_summary`` reads: an ``m.Request``, or a result row of
+    ``SUMMARY_COLUMNS`` (a list selects only those)."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def review_turn(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def status_changed_at(self) -> datetime: ...
+    @property
+    def first_submitted_at(self) -> datetime | None: ...
+    @property
+    def last_submitted_at(self) -> datetime | None: ...
+
+
 def request_summary(
-    request: Any,  # an m.Request, or a Row of the same columns (the overview selects only them)
+    request: SummaryColumns,
     *,
     project: str,
     author: str,

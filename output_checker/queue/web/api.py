@@ -17,7 +17,6 @@ from uuid import UUID
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from enclave.control.errors import InvalidInput
 from enclave.control.web.jsonview import plain
 from enclave.control.web.security import public
 from enclave.control.web.state import context
@@ -33,33 +32,18 @@ from output_checker.queue.views import (
     VoteView,
 )
 from output_checker.queue.web import pages, paging
-from output_checker.queue.web.openapi import LOAD, build_document, operation, validator
+from output_checker.queue.web.openapi import CONTRACT, LOAD
 from output_checker.queue.web.requests import attachment
 from output_checker.queue.web.state import options
 from output_checker.queue.web.uploads import read_upload
 
+operation, body = CONTRACT.operation, CONTRACT.body  # the decorator and the body reader
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def _actor() -> str:
     email: str = g.api_actor
     return email
-
-
-def body(schema: str) -> dict[str, Any]:
-    """The request's JSON object, valid against ``schema``; InvalidInput naming the first
-    problem (``invalid_body``) otherwise."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(
-            "the request body must be a JSON object (Content-Type: application/json)",
-            rule="invalid_body",
-        )
-    problems = sorted(validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if problems:
-        where = "/".join(str(part) for part in problems[0].absolute_path) or "body"
-        raise InvalidInput(f"{where}: {problems[0].message}", rule="invalid_body")
-    return data
 
 
 def one(view: Any, status: int = 200) -> ResponseReturnValue:
@@ -72,7 +56,7 @@ def one(view: Any, status: int = 200) -> ResponseReturnValue:
 @operation("This document", {"type": "object"}, public=True)
 def openapi_document() -> ResponseReturnValue:
     """The OpenAPI 3.1 description of this API (public: it holds no data)."""
-    return jsonify(build_document(current_app))
+    return jsonify(CONTRACT.document(current_app))
 
 
 @bp.get("/requests")

@@ -4,22 +4,21 @@ airlock standalone.
 
 In production behind a TLS-terminating proxy, run the app under any WSGI server
 (``gunicorn -w 4 -b 127.0.0.1:8100 'output_checker.queue.web:create_app()'``) and the
-workers once, as their own services.
+workers once, as their own service (``output-checker workers``).
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 
 import waitress
 
 from enclave.control.web.state import EXTENSION, WebState
 from enclave.settings import Settings
-from output_checker.queue import release, watcher
 from output_checker.queue.web.app import create_app
 from output_checker.queue.web.state import EXTENSION as QUEUE_EXTENSION
 from output_checker.queue.web.state import QueueOptions
+from output_checker.queue.web.workers import Workers
 
 
 def serve(
@@ -38,28 +37,16 @@ def serve(
     app = create_app(settings)
     state: WebState = app.extensions[EXTENSION]
     options: QueueOptions = app.extensions[QUEUE_EXTENSION]
-    stop = threading.Event()
-    threads = []
-    if workers:
-        threads = [
-            threading.Thread(target=release.run, args=(state.context, stop), daemon=True),
-            threading.Thread(
-                target=watcher.watch,
-                args=(state.context, stop),
-                kwargs={"limits": options.limits},
-                daemon=True,
-            ),
-        ]
-    for thread in threads:
-        thread.start()
+    background = Workers(state.context, options.limits) if workers else None
+    if background is not None:
+        background.start()
     print(
         f"{ident}: serving the review queue on http://{host}:{port}{url_prefix}/", file=sys.stderr
     )
     try:
         waitress.serve(app, host=host, port=port, url_prefix=url_prefix, ident=ident)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        if background is not None:
+            background.stop()
         state.context.close()
     return 0

@@ -15,11 +15,11 @@ from traitlets.config import Config
 from enclave.control import audit
 from enclave.control.context import Context
 from enclave.control.db import make_engine, upgrade
+from enclave.control.hubapi import HubApi
 from enclave.control.service import members, people, projects
 from enclave.control.service.access import AccessDecision
 from enclave.hub.config import ENFORCER, ENFORCER_SCOPES, HubOptions, configure
 from enclave.hub.enforcer import (
-    HubApi,
     RunningServer,
     Stop,
     decisions_for,
@@ -244,5 +244,5 @@ def test_an_unreachable_hub_fails_the_pass_and_stops_nothing(
     missing = "http+unix://" + str(tmp_path / "hub.sock").replace("/", "%2F") + "/hub/api"
     with caplog.at_level(logging.ERROR, logger="enclave.hub.enforcer"):
         assert main(["--once", "--url", missing]) == 2
-    assert "enforcement pass failed (HubError: cannot reach JupyterHub" in caplog.text
+    assert "enforcement pass failed (IntegrationError: cannot reach JupyterHub" in caplog.text
     assert audit.records(make_engine(Settings(data_dir=tmp_path).database_url)) == []

@@ -11,7 +11,7 @@ import yaml
 from enclave.hub.kube import KubeVolumes, pod_overrides
 from enclave.hub.policy import Limits, SessionDecision, refused
 
-VALUES = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "values.yaml"
+VALUES = Path(__file__).resolve().parents[3] / "deploy" / "k8s" / "values.yaml"
 
 ALLOWED = SessionDecision(
     allowed=True,

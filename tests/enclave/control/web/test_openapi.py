@@ -13,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 
-from enclave.control.web.openapi import REQUEST_SCHEMAS, build_document, openapi_path
+from enclave.control.web.contract import openapi_path
+from enclave.control.web.openapi import CONTRACT, REQUEST_SCHEMAS
 
 
 def api_routes(app: Flask) -> set[tuple[str, str]]:
@@ -63,7 +64,7 @@ def test_every_reference_resolves(client: FlaskClient) -> None:
 def test_an_undocumented_api_route_is_refused(app: Flask) -> None:
     app.add_url_rule("/api/extra", endpoint="api.extra", view_func=lambda: "x")
     with pytest.raises(LookupError, match="/api/extra"):
-        build_document(app)
+        CONTRACT.document(app)
     assert app.test_client().get("/api/extra").status_code == 401, "still needs a token"
 
 

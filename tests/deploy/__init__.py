@@ -1,0 +1,1 @@
+"""Checks of the production deployment: systemd units, nginx, and the Ansible playbook."""
