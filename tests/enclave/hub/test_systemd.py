@@ -477,8 +477,12 @@ def test_kernels_work_with_no_address_family_but_unix_and_netlink(tmp_path: Path
             client.stop_channels()
         assert reply["content"]["status"] == "ok"
         assert "".join(outputs).split() == ["10", "97"]  # 97: EAFNOSUPPORT
-        states = _api(sock, "GET", "/api/kernels")
-        assert isinstance(states, list) and states[0]["execution_state"] == "idle"
+
+        def idle() -> bool:  # the server learns the kernel's state from its messages, later
+            states = _api(sock, "GET", "/api/kernels")
+            return isinstance(states, list) and states[0]["execution_state"] == "idle"
+
+        _wait_for(idle, "the kernel to be seen idle by the server")
     finally:
         server.terminate()
         server.wait(timeout=30)
