@@ -1,6 +1,6 @@
-"""Files of the enclave role that only run on a booted host with the package installed (so
-the chroot test cannot reach them), exercised here against the real code: the hub's
-configuration file and the check that decides whether to migrate."""
+"""Files of the enclave role, exercised here against this checkout's code in every case the
+chroot test (one SQLite install) does not reach: the hub's configuration file and the check
+that decides whether to migrate, on each database state."""
 
 from __future__ import annotations
 

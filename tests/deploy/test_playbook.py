@@ -2,13 +2,15 @@
 bookworm root (never to this machine: no service starts there and the firewall is never
 loaded), then applied again with nothing changed.
 
-Two things are switched off, and so not tested here: the installation of the enclave's Python
-package (enclave_install_package: false, which also skips the migrations and the database
-privileges, both needing a running server), and NodeSource's repository, which this machine
-cannot reach (Node 20 comes from the npm registry instead, enclave_nodejs_source:
-npm-registry). Every other task runs: packages, accounts, sysctl, nftables, PostgreSQL's
-configuration and SQL, the virtualenv, Node 20 and configurable-http-proxy, settings and
-secrets, the systemd units, nginx (checked by ``nginx -t`` inside the root), the backup timer.
+The enclave's Python package is installed for real, offline, from a wheelhouse built on this
+machine (chroot.wheelhouse, mounted into the root: enclave_wheelhouse), and the migrations run
+against a SQLite database inside the root, since PostgreSQL does not run there (its roles and
+privileges are therefore not applied here: test_postgresql_privileges does that against a real
+server). NodeSource's repository is switched off too, as this machine cannot reach it (Node 20
+comes from the npm registry instead, enclave_nodejs_source: npm-registry). Every other task
+runs: packages, accounts, sysctl, nftables, PostgreSQL's configuration and SQL, the virtualenv,
+Node 20 and configurable-http-proxy, settings and secrets, the systemd units, nginx (checked by
+``nginx -t`` inside the root), the backup timer.
 """
 
 from __future__ import annotations
@@ -22,14 +24,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests.deploy.chroot import bookworm_root
-from tests.deploy.roles import ANSIBLE, DEPLOY, VENV_BIN
+from tests.deploy.chroot import WHEELHOUSE, bookworm_root, wheelhouse
+from tests.deploy.roles import ANSIBLE, DEPLOY, ROLES, VENV_BIN
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-chroot")]
 
 RECAP = re.compile(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 UNITS = ("enclave-hub.service", "enclave-queue.service", "enclave-admin.service")
+VENV = "/opt/enclave/venv"
+# inside the root: PostgreSQL does not run there, so the migrations run against SQLite
+DATABASE = "/var/lib/enclave/enclave.sqlite3"
+MIGRATION_ENV = {
+    "ENCLAVE_CONFIG": "/etc/enclave/enclave.toml",
+    "ENCLAVE_DATABASE_URL": f"sqlite:///{DATABASE}",
+    "ENCLAVE_HUB_URL": "",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class Run:
 @dataclass(frozen=True)
 class Applied:
     root: Path
+    wheels: Path  # the wheelhouse the enclave was installed from
     first: Run
     second: Run
 
@@ -76,7 +88,8 @@ def _tls(where: Path) -> tuple[Path, Path]:
 
 def _play(inventory: Path) -> Run:
     env = {
-        **os.environ,
+        # this machine's pip settings (its own find-links, indexes) stay out of the root
+        **{name: value for name, value in os.environ.items() if not name.startswith("PIP_")},
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
         "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
@@ -98,12 +111,16 @@ def _play(inventory: Path) -> Run:
 
 def _apply_twice(work: Path) -> Applied:
     certificate, key = _tls(work)
-    with bookworm_root(work / "root") as root:
+    wheels = wheelhouse()
+    with bookworm_root(work / "root", wheels) as root:
         host = {
             "ansible_connection": "community.general.chroot",
             "ansible_python_interpreter": "/usr/bin/python3",
             "enclave_manage_services": False,
-            "enclave_install_package": False,
+            "enclave_wheelhouse": str(WHEELHOUSE),
+            "enclave_migrate": True,
+            "enclave_database_url": MIGRATION_ENV["ENCLAVE_DATABASE_URL"],
+            "enclave_database_owner_url": MIGRATION_ENV["ENCLAVE_DATABASE_URL"],
             # deb.nodesource.com is out of this machine's reach; the npm registry is not
             "enclave_nodejs_source": "npm-registry",
             "nginx_tls_certificate": str(certificate),
@@ -116,7 +133,7 @@ def _apply_twice(work: Path) -> Applied:
         }
         inventory = work / "inventory.json"
         inventory.write_text(json.dumps({"all": {"hosts": {str(root): host}}}))
-        return Applied(root, _play(inventory), _play(inventory))
+        return Applied(root, wheels, _play(inventory), _play(inventory))
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +144,8 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Applied:
 
 def test_the_playbook_applies_and_a_second_run_changes_nothing(applied: Applied) -> None:
     assert applied.first.failed == 0 and applied.first.changed > 20
+    for task in ("Install the enclave and its dependencies", "Migrate the database"):
+        assert re.search(rf"TASK \[enclave : {task}[^\n]*\n(changed|ok):", applied.first.output)
     changed = [line for line in applied.second.output.splitlines() if line.startswith("changed:")]
     assert applied.second.changed == 0, changed
 
@@ -239,3 +258,71 @@ def test_nginx_has_the_site_the_allow_lists_and_no_default_site(applied: Applied
     assert not (nginx / "sites-enabled/default").exists()
     key = applied.root / "etc/enclave/tls/privkey.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def _in_root(applied: Applied, *argv: str, env: dict[str, str] | None = None) -> str:
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    clean = {"PATH": path, "LANG": "C.UTF-8", **(env or {})}
+    done = subprocess.run(
+        ["chroot", str(applied.root), *argv], env=clean, capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"{argv}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def test_the_enclave_is_installed_from_the_wheelhouse_and_its_commands_run(
+    applied: Applied,
+) -> None:
+    assert "usage: enclave" in _in_root(applied, f"{VENV}/bin/enclave", "--help")
+    assert "usage: output-checker" in _in_root(applied, f"{VENV}/bin/output-checker", "--help")
+    assert _in_root(applied, f"{VENV}/bin/jupyterhub", "--version").startswith("6.")
+    assert "gunicorn" in _in_root(applied, f"{VENV}/bin/gunicorn", "--version")
+    where = _in_root(
+        applied,
+        f"{VENV}/bin/python",
+        "-c",
+        "import enclave, output_checker; print(enclave.__file__, output_checker.__file__)",
+    )
+    # a real installation in the virtualenv, not a link back to this checkout
+    assert where.count(f"{VENV}/lib/python3.11/site-packages/") == 2, where
+    frozen = _in_root(applied, f"{VENV}/bin/python", "-m", "pip", "list", "--format=freeze")
+    installed = {
+        (canonicalize_name(name), version)
+        for name, _, version in (line.partition("==") for line in frozen.split())
+    }
+    offered = {parse_wheel_filename(w.name)[:2] for w in applied.wheels.glob("*.whl")}
+    # exactly the wheelhouse's releases, nothing from an index
+    assert {(name, str(version)) for name, version in offered} <= installed
+    extra = {name for name, _ in installed} - {name for name, _ in offered}
+    assert extra <= {"pip", "setuptools"}, extra
+
+
+def test_the_migrations_ran_and_the_schemas_are_at_their_newest_revision(
+    applied: Applied,
+) -> None:
+    assert (applied.root / DATABASE.lstrip("/")).stat().st_size > 0
+    check = (ROLES / "enclave/files/revisions.py").read_text()
+    assert _in_root(applied, f"{VENV}/bin/python", "-c", check, env=MIGRATION_ENV) == "current\n"
+    again = _in_root(applied, f"{VENV}/bin/output-checker", "init", env=MIGRATION_ENV)
+    assert again.startswith("queue schema already at revision "), again
+
+
+def test_the_hub_configuration_loads_in_the_installed_enclave(applied: Applied) -> None:
+    env = dict(MIGRATION_ENV)
+    for name in ("hub.env", "secrets.env"):
+        for line in (applied.root / "etc/enclave" / name).read_text().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                env[key] = value
+    loaded = _in_root(
+        applied,
+        f"{VENV}/bin/python",
+        "-c",
+        "from traitlets.config import Config\n"
+        "c = Config()\n"
+        "source = open('/etc/enclave/jupyterhub_config.py').read()\n"
+        "exec(compile(source, 'jupyterhub_config.py', 'exec'), {'get_config': lambda: c})\n"
+        "print(c.BwrapSpawner.useradd_command, c.JupyterHub.bind_url)\n",
+        env=env,
+    )
+    assert loaded == "/usr/local/sbin/enclave-useradd http://127.0.0.1:8000\n"
