@@ -19,6 +19,14 @@ from output_checker.ledger.differencing import (
     differencing_findings,
     index_rows,
 )
+from output_checker.ledger.lp_audit import (
+    Interval,
+    LPFinding,
+    attacker_interval,
+    components,
+    lp_findings,
+    merge_atoms,
+)
 
 __all__ = [
     "COUNT",
@@ -27,11 +35,17 @@ __all__ = [
     "CellRef",
     "DifferencingFinding",
     "IndexedRows",
+    "Interval",
     "Kind",
+    "LPFinding",
     "Quantity",
     "TableDefinition",
+    "attacker_interval",
+    "components",
     "differencing_findings",
     "index_rows",
+    "lp_findings",
+    "merge_atoms",
     "stack",
     "table_aggregates",
 ]
