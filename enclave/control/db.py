@@ -149,14 +149,14 @@ class VersionReader:
         try:
             cursor = connection.cursor()
             cursor.execute(self._sql)
-            (found,) = cursor.fetchone() or (0,)
+            row = cursor.fetchone()
             cursor.close()
         except self._errors:
             connection.invalidate()  # a server restart or a killed backend: reconnect next time
             return state_version(self._engine)
         finally:
             connection.close()
-        return int(found)
+        return int(row[0]) if row else state_version(self._engine)  # no row: let it raise
 
     def close(self) -> None:
         if self._direct is not None:
