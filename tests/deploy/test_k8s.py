@@ -10,6 +10,7 @@ are asserted directly here and in tests/enclave/hub/test_kube.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,7 @@ from enclave.hub.kube import KubeVolumes, pod_overrides
 from enclave.hub.policy import Limits, SessionDecision, refused
 from tests.deploy.netpol import Cluster, Host, Pod
 from tests.deploy.z2jh import chart_pods, chart_policies
+from tests.enclave.hub.test_kube import ALLOWED
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.33"  # sessions ask for user namespaces (hostUsers), on by default here
@@ -118,16 +120,7 @@ def test_the_validator_refuses_a_misspelt_field(no_network: list[str]) -> None:
 
 def test_a_sessions_pod_matches_the_kubernetes_schemas(no_network: list[str]) -> None:
     """The fields enclave.hub.kube hands KubeSpawner, placed where KubeSpawner puts them."""
-    decision = SessionDecision(
-        allowed=True,
-        username="rae",
-        project="p1",
-        tier="3",
-        limits=Limits(memory_bytes=2 * 1024**3, cpus=1.5, pids=256),
-        data=Path("/srv/enclave/projects/p1/data"),
-        home=Path("/srv/enclave/projects/p1/home/rae"),
-        outbox=Path("/srv/enclave/projects/p1/outbox/rae"),
-    )
+    decision = dataclasses.replace(ALLOWED, tier="3")  # tier 3: the gVisor runtime too
     traits = pod_overrides(decision, KubeVolumes())
     container = {
         "name": "notebook",
