@@ -10,6 +10,7 @@ from output_checker.ledger.aggregates import (
     Kind,
     Quantity,
     TableDefinition,
+    percentage_aggregates,
     stack,
     table_aggregates,
 )
@@ -27,18 +28,32 @@ from output_checker.ledger.lp_audit import (
     lp_findings,
     merge_atoms,
 )
+from output_checker.ledger.mitigations import (
+    Cost,
+    LevelMerge,
+    Mitigation,
+    MitigationKind,
+    SuppressedCell,
+    mitigations,
+)
+from output_checker.ledger.ratios import resolve_ratios
 
 __all__ = [
     "COUNT",
     "Aggregates",
     "CellGrid",
     "CellRef",
+    "Cost",
     "DifferencingFinding",
     "IndexedRows",
     "Interval",
     "Kind",
     "LPFinding",
+    "LevelMerge",
+    "Mitigation",
+    "MitigationKind",
     "Quantity",
+    "SuppressedCell",
     "TableDefinition",
     "attacker_interval",
     "components",
@@ -46,6 +61,9 @@ __all__ = [
     "index_rows",
     "lp_findings",
     "merge_atoms",
+    "mitigations",
+    "percentage_aggregates",
+    "resolve_ratios",
     "stack",
     "table_aggregates",
 ]

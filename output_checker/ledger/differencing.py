@@ -16,6 +16,7 @@ pair is visited in Python; only the findings are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,8 @@ import numpy.typing as npt
 from scipy import sparse
 
 from output_checker.errors import InputError
-from output_checker.ledger.aggregates import Aggregates, CellRef, Quantity
+from output_checker.ledger.aggregates import Aggregates, CellRef, Quantity, stack
+from output_checker.ledger.ratios import denominator_rows, resolve_ratios, with_numerators
 
 IntArray = npt.NDArray[np.int64]
 
@@ -35,13 +37,21 @@ PAIR_BUDGET = 1 << 24
 @dataclass(frozen=True)
 class DifferencingFinding:
     """A new cell and another published cell whose difference isolates ``isolated`` entities:
-    ``new_only`` of them contribute only to the new cell, ``other_only`` only to the other."""
+    ``new_only`` of them contribute only to the new cell, ``other_only`` only to the other.
+
+    With ``ratio``, the new cell is a mean or a percentage and the other the published count
+    that gives away its denominator: together they give the numerator, the sum or count of
+    its ``new_only`` entities (fewer than T), with ``other_only`` zero.
+
+    ``new`` is a cell of the output under review, or an earlier ratio cell that the output
+    under review gives the denominator of (its ``output`` then names the earlier release)."""
 
     new: CellRef
     other: CellRef
     other_is_new: bool  # the other cell belongs to the output under review too
     new_only: int
     other_only: int
+    ratio: bool = False
 
     @property
     def isolated(self) -> int:
@@ -57,7 +67,8 @@ class DifferencingFinding:
 @dataclass(frozen=True)
 class IndexedRows:
     """Rows prepared for the check: their entity-major 0/1 pattern (entities × rows) and
-    sizes. Preparing the released ledger costs O(nnz); do it once per release, not per check."""
+    sizes, ratios resolved among themselves. Preparing the released ledger costs O(nnz); do
+    it once per release, not per check."""
 
     aggregates: Aggregates
     by_entity: sparse.csr_matrix
@@ -67,10 +78,22 @@ class IndexedRows:
 def index_rows(aggregates: Aggregates) -> IndexedRows:
     """The entity-major pattern of ``aggregates``, for :func:`differencing_findings`."""
     return IndexedRows(
-        aggregates,
+        resolve_ratios(aggregates),
         _pattern(aggregates.weights).T.tocsr(),
         np.diff(aggregates.weights.indptr).astype(np.int64),
     )
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """The rows checked against every other: the new output's, then the earlier ratio rows
+    it resolves, as indices into the union (released rows first), with what they compare."""
+
+    union: IntArray
+    pattern: sparse.csr_matrix
+    code: IntArray  # per union row, its compared quantity; -1 for an unresolved ratio
+    denominator: IntArray  # per probe row, the union row of its known denominator, or -1
+    ref: Callable[[int], CellRef]
 
 
 def differencing_findings(
@@ -86,61 +109,117 @@ def differencing_findings(
     published zero isolates nobody by subtraction). Pass the released rows already indexed
     (:func:`index_rows`) to keep the O(nnz) transposition of the ledger out of the check.
 
+    Means and percentages are compared as their numerators once their denominators are
+    known (:func:`~output_checker.ledger.ratios.resolve_ratios` over released and new rows
+    together): an earlier mean that a new count resolves is checked as if new, and a ratio
+    whose known denominator gives away a numerator over 1..T-1 entities is a ``ratio``
+    finding. Unresolved ratios are compared with nothing.
+
     Complexity: with ``r_e`` the number of new rows entity e contributes to (the table's
     nesting depth: 4 for a two-way table with margins) and ``c_e`` the number of released and
     new rows it contributes to, time is O(Σ_e r_e·c_e) ≤ O(max_e r_e · nnz) for the products,
     linear in the size of the ledger, plus O(k) for the k overlapping pairs they produce and
     O(nnz(new)) to index the new rows; memory is that of the patterns plus ``pair_budget``
-    intersection entries at a time.
+    intersection entries at a time. When an unresolved ratio is present, resolving adds
+    O(nnz) to stack and hash the ledger.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         raise InputError("the threshold must be a positive whole number of entities")
     if pair_budget < 1:
         raise InputError("pair_budget must be positive")
-    indexed_new = index_rows(new)
-    groups = [indexed_new]
+    groups: list[tuple[sparse.csr_matrix, IntArray]] = []
+    old = None
     if released is not None:
-        groups.insert(0, released if isinstance(released, IndexedRows) else index_rows(released))
-    quantities = sorted({q for group in groups for q in group.aggregates.quantities})
-    new_pattern = _pattern(new.weights)
-    new_quantity = _quantity_codes(new, quantities)
-    n_other = sum(group.aggregates.n_rows for group in groups)
+        indexed = released if isinstance(released, IndexedRows) else index_rows(released)
+        old = indexed.aggregates
+        groups.append((indexed.by_entity, indexed.size))
+    groups.append((_pattern(new.weights).T.tocsr(), np.diff(new.weights.indptr).astype(np.int64)))
+    probe = _probe(old, new)
+    n_old = 0 if old is None else old.n_rows
+    in_probe = np.zeros(probe.code.shape[0], dtype=bool)
+    in_probe[probe.union] = True
+    probe_size = np.diff(probe.pattern.indptr).astype(np.int64)
+    probe_code = probe.code[probe.union]
+    n_other = probe.code.shape[0]
+    n_probe = probe.union.shape[0]
     chunk = max(1, pair_budget // max(n_other, 1))
 
     findings: list[DifferencingFinding] = []
-    for group in groups:
-        other_is_new = group is indexed_new
-        other_quantity = _quantity_codes(group.aggregates, quantities)
-        for start in range(0, new.n_rows, chunk):
-            block = _fit_columns(new_pattern[start : start + chunk], group.by_entity.shape[0])
-            shared = (block @ group.by_entity).tocoo()
+    offset = 0
+    for by_entity, size in groups:
+        for start in range(0, n_probe, chunk):
+            block = _fit_columns(probe.pattern[start : start + chunk], by_entity.shape[0])
+            shared = (block @ by_entity).tocoo()
             row = shared.row.astype(np.int64) + start
-            col = shared.col.astype(np.int64)
+            other = shared.col.astype(np.int64) + offset
             common = shared.data.astype(np.int64)
-            new_only = indexed_new.size[row] - common
-            other_only = group.size[col] - common
+            new_only = probe_size[row] - common
+            other_only = size[other - offset] - common
             isolated = new_only + other_only
             keep = (
                 (common > 0)
                 & (isolated > 0)
                 & (isolated < threshold)
-                & (new_quantity[row] == other_quantity[col])
+                & (probe_code[row] == probe.code[other])
+                & (probe_code[row] >= 0)
+                & (~in_probe[other] | (other > probe.union[row]))  # a probe pair once
             )
-            if other_is_new:
-                keep &= col > row  # a pair of new cells once, never a cell with itself
             findings.extend(
                 DifferencingFinding(
-                    new=new.ref(int(r)),
-                    other=group.aggregates.ref(int(c)),
-                    other_is_new=other_is_new,
+                    new=probe.ref(int(probe.union[r])),
+                    other=probe.ref(int(c)),
+                    other_is_new=int(c) >= n_old,
                     new_only=int(a),
                     other_only=int(b),
                 )
                 for r, c, a, b in zip(
-                    row[keep], col[keep], new_only[keep], other_only[keep], strict=True
+                    row[keep], other[keep], new_only[keep], other_only[keep], strict=True
                 )
             )
+        offset += size.shape[0]
+    revealed = (probe.denominator >= 0) & (probe_size > 0) & (probe_size < threshold)
+    findings.extend(
+        DifferencingFinding(
+            new=probe.ref(int(probe.union[r])),
+            other=probe.ref(int(probe.denominator[r])),
+            other_is_new=int(probe.denominator[r]) >= n_old,
+            new_only=int(probe_size[r]),
+            other_only=0,
+            ratio=True,
+        )
+        for r in np.flatnonzero(revealed)
+    )
     return tuple(findings)
+
+
+def _probe(old: Aggregates | None, new: Aggregates) -> _Probe:
+    """The probe rows: without unresolved ratios, the new rows as they are; otherwise the
+    ratios resolved over the stacked ledger, adding the earlier rows that only the new output
+    resolves (``old`` is already resolved among its own rows)."""
+    n_old = 0 if old is None else old.n_rows
+    new_rows = n_old + np.arange(new.n_rows, dtype=np.int64)
+    parts = [new] if old is None else [old, new]
+    if not any(part.is_ratio.any() for part in parts):
+        quantities = sorted({q for part in parts for q in part.quantities})
+
+        def ref(u: int) -> CellRef:
+            return parts[0].ref(u) if u < n_old else new.ref(u - n_old)
+
+        return _Probe(
+            new_rows,
+            _pattern(new.weights),
+            np.concatenate([_quantity_codes(part, quantities) for part in parts]),
+            np.full(new.n_rows, -1, dtype=np.int64),
+            ref,
+        )
+    union = new if old is None else stack([old, new])
+    denominator = denominator_rows(union)
+    resolved = with_numerators(union, denominator)
+    unlocked = np.flatnonzero(denominator[:n_old] >= 0)
+    rows = np.concatenate([new_rows, unlocked])
+    code = resolved.quantity_of.copy()
+    code[resolved.is_ratio] = -1
+    return _Probe(rows, _pattern(union.weights[rows]), code, denominator[rows], resolved.ref)
 
 
 def _pattern(weights: sparse.csr_matrix) -> sparse.csr_matrix:

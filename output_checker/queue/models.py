@@ -103,6 +103,10 @@ class File(QueueBase):
     automated_status: Mapped[str | None] = mapped_column(String(8))  # pass | review | fail
     recheck: Mapped[str | None] = mapped_column(String(32))
     check_summary: Mapped[str] = mapped_column(Text, default="")
+    # the differencing audit against the project's ledger (JSON), and the stored aggregates
+    # of this output's published cells (content address in the ledger store; recipes only)
+    ledger_report: Mapped[str | None] = mapped_column(Text)
+    ledger_sha256: Mapped[str | None] = mapped_column(String(64))
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     added_turn: Mapped[int] = mapped_column(Integer)
     content_turn: Mapped[int] = mapped_column(Integer)  # last add, update, move or retype
@@ -212,6 +216,23 @@ class ReleaseItem(QueueBase):
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LedgerEntry(QueueBase):
+    """An output that became known outside the enclave (approved for release), in the
+    project's differencing ledger. Append-only: revoking a release never removes its entry,
+    since what was released stays known. ``sha256`` addresses the stored aggregates of its
+    published cells; it is null for an output without a recipe, which is counted (the audit
+    reports it could not be checked against it) but contributes no aggregates."""
+
+    __tablename__ = "queue_ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("queue_releases.id"), index=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("queue_files.id"), unique=True)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class BundleRow(QueueBase):

@@ -33,20 +33,35 @@ from output_checker.errors import CheckerError
 from output_checker.models import recheck_record as recheck_model_record
 from output_checker.parameters import Parameters
 from output_checker.queue.evidence_recheck import recheck_table_record
-from output_checker.queue.recipes import Recipe, derive
+from output_checker.queue.recipes import Recipe, derive_from, recipe_frame
 from output_checker.queue.workflow import CheckStatus, Recheck
+from output_checker.results import TableResult
 from output_checker.status import Status
 
 RELATIVE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A table the server re-made from its recipe: the recipe's rows and the checked table."""
+
+    recipe: Recipe
+    frame: pd.DataFrame
+    result: TableResult
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """What the server established about one output."""
+    """What the server established about one output; ``derived`` when it re-made the table
+    (for the differencing audit, never stored), then the audit's report and the hash of the
+    output's stored ledger cells (``service.ledger``)."""
 
     status: CheckStatus
     recheck: Recheck
     summary: str
+    derived: Derived | None = None
+    ledger_report: dict[str, Any] | None = None
+    ledger_sha256: str | None = None
 
 
 def _status(status: Status) -> CheckStatus:
@@ -126,7 +141,8 @@ def _from_recipe(
     content: bytes, filetype: str, recipe: Recipe, parameters: Parameters, data_dir: Path
 ) -> Verdict:
     try:
-        result = derive(recipe, data_dir, parameters)
+        frame = recipe_frame(recipe, data_dir)
+        result = derive_from(recipe, frame, parameters)
     except CheckerError as error:
         reason = f"re-derivation failed: {error}"
         return Verdict(CheckStatus.FAIL, Recheck.DOES_NOT_MATCH, f"fail: {reason}")
@@ -144,7 +160,7 @@ def _from_recipe(
         summary = f"fail: the numbers do not match the data ({difference})"
         return Verdict(CheckStatus.FAIL, Recheck.DOES_NOT_MATCH, summary)
     summary = f"{result.summary()} (re-derived from {recipe.dataset})"
-    return Verdict(_status(result.status), Recheck.MATCHES, summary)
+    return Verdict(_status(result.status), Recheck.MATCHES, summary, Derived(recipe, frame, result))
 
 
 def _from_table_record(

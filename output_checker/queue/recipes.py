@@ -191,6 +191,11 @@ def parse_recipe(raw: Any) -> Recipe:
     )
 
 
+def project_data_dir(data_dir: Path, project: str) -> Path:
+    """The project's read-only research extract: ``<data_dir>/projects/<slug>/data``."""
+    return Path(data_dir) / "projects" / project / "data"
+
+
 def dataset_file(data_dir: Path, dataset: str) -> Path:
     """The dataset's file in a project's data directory; DataMismatch if there is none."""
     if not DATASET.match(dataset):
@@ -229,11 +234,12 @@ def _mask(frame: pd.DataFrame, rule: Filter) -> pd.Series[bool]:
     return cast("pd.Series[bool]", mask)
 
 
-def derive(recipe: Recipe, data_dir: Path, parameters: Parameters) -> TableResult:
-    """Re-make the table from the project's data with the project's parameters.
+def recipe_frame(recipe: Recipe, data_dir: Path) -> pd.DataFrame:
+    """The recipe's rows of the project's data: its dataset at its version, filtered. The
+    index keeps each row's position in the dataset file (the ledger's entity when the recipe
+    names none).
 
-    Raises DataMismatch if the dataset is missing or is another version, and CheckerError
-    subclasses if the recipe's columns or aggregation do not fit the data.
+    Raises DataMismatch if the dataset is missing or is another version.
     """
     path = dataset_file(data_dir, recipe.dataset)
     actual = "sha256:" + file_sha256(path)
@@ -241,12 +247,26 @@ def derive(recipe: Recipe, data_dir: Path, parameters: Parameters) -> TableResul
         raise DataMismatch(
             f"dataset {recipe.dataset} is at version {actual[:19]}…, not {recipe.version[:19]}…"
         )
-    frame = read_data(path, recipe.columns_needed())
+    frame = read_data(path, recipe.columns_needed()).reset_index(drop=True)
     for rule in recipe.filters:
         try:
             frame = frame[_mask(frame, rule)]
         except TypeError:
             raise DataMismatch(f"filter on {rule.column} compares incompatible types") from None
+    return frame
+
+
+def derive(recipe: Recipe, data_dir: Path, parameters: Parameters) -> TableResult:
+    """Re-make the table from the project's data with the project's parameters.
+
+    Raises DataMismatch if the dataset is missing or is another version, and CheckerError
+    subclasses if the recipe's columns or aggregation do not fit the data.
+    """
+    return derive_from(recipe, recipe_frame(recipe, data_dir), parameters)
+
+
+def derive_from(recipe: Recipe, frame: pd.DataFrame, parameters: Parameters) -> TableResult:
+    """The recipe's table from its rows (:func:`recipe_frame`)."""
     return check_table(
         frame.reset_index(drop=True),
         list(recipe.index),

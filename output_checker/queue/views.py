@@ -64,6 +64,7 @@ class FileView:
     versions: tuple[VersionView, ...]
     recipe: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
+    ledger: dict[str, Any] | None = None  # the differencing audit (``service.ledger``)
 
 
 @dataclass(frozen=True)

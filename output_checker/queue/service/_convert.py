@@ -162,6 +162,7 @@ def file_view(
         versions=tuple(VersionView(v.turn, v.sha256, v.size, v.recorded_at) for v in versions),
         recipe=json.loads(row.recipe) if row.recipe else None,
         record=json.loads(row.record) if reviewer and row.record else None,
+        ledger=json.loads(row.ledger_report) if row.ledger_report else None,
     )
 
 

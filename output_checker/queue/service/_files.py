@@ -19,8 +19,9 @@ from output_checker.queue import models as m
 from output_checker.queue.errors import InvalidInput
 from output_checker.queue.filetypes import DEFAULT_LIMITS, Limits, check_file, check_record
 from output_checker.queue.recheck import Verdict, recheck_output
-from output_checker.queue.recipes import Recipe, parse_recipe
-from output_checker.queue.service._base import clean_group, clean_text
+from output_checker.queue.recipes import Recipe, parse_recipe, project_data_dir
+from output_checker.queue.service import ledger
+from output_checker.queue.service._base import clean_group, clean_text, dumps
 from output_checker.queue.storage import BlobStore, sha256_of
 from output_checker.queue.workflow import FileKind
 
@@ -97,13 +98,8 @@ def prepare_file(
     )
 
 
-def project_data_dir(data_dir: Path, project: str) -> Path:
-    """The project's read-only research extract: ``<data_dir>/projects/<slug>/data``."""
-    return Path(data_dir) / "projects" / project / "data"
-
-
 def verdict(
-    data_dir: Path,
+    ctx: Context,
     project: str,
     parameters: Parameters,
     content: bytes,
@@ -111,10 +107,12 @@ def verdict(
     record: Mapping[str, Any] | None,
     recipe: Recipe | None,
 ) -> Verdict:
-    """The server's verdict on an output, re-derived from the project's data when it can."""
-    return recheck_output(
-        content, filetype, record, recipe, parameters, project_data_dir(data_dir, project)
+    """The server's verdict on an output, re-derived from the project's data when it can, and
+    audited against everything the project has released (``ledger``)."""
+    found = recheck_output(
+        content, filetype, record, recipe, parameters, project_data_dir(ctx.data_dir, project)
     )
+    return ledger.combine(found, ledger.audit_output(ctx, project, found, parameters))
 
 
 def store(data_dir: Path, prepared: PreparedFile) -> None:
@@ -127,4 +125,6 @@ def apply_verdict(row: m.File, verdict: Verdict | None, ctx: Context) -> None:
     row.automated_status = verdict.status.value if verdict else None
     row.recheck = verdict.recheck.value if verdict else None
     row.check_summary = verdict.summary if verdict else ""
+    row.ledger_report = dumps(verdict.ledger_report) if verdict and verdict.ledger_report else None
+    row.ledger_sha256 = verdict.ledger_sha256 if verdict else None
     row.checked_at = ctx.now() if verdict else None

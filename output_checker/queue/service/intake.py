@@ -106,9 +106,7 @@ def accept_bundle(ctx: Context, bundle: Bundle, limits: Limits = DEFAULT_LIMITS)
     for file in prepared:
         _files.store(ctx.data_dir, file)
         verdicts[file.name] = (
-            _files.verdict(
-                ctx.data_dir, slug, params, file.data, file.filetype, file.record, file.recipe
-            )
+            _files.verdict(ctx, slug, params, file.data, file.filetype, file.record, file.recipe)
             if file.kind is FileKind.OUTPUT
             else None
         )
@@ -167,7 +165,6 @@ def _create(
         session.add(group_rows[name])
     session.flush()
     for file in prepared:
-        verdict = verdicts[file.name]
         row = m.File(
             uuid=new_uuid(),
             request_id=request.id,
@@ -180,14 +177,11 @@ def _create(
             record=dumps(file.record) if file.record is not None else None,
             recipe=dumps(file.recipe.to_dict()) if file.recipe is not None else None,
             exception=file.exception,
-            automated_status=verdict.status.value if verdict else None,
-            recheck=verdict.recheck.value if verdict else None,
-            check_summary=verdict.summary if verdict else "",
-            checked_at=now if verdict else None,
             added_turn=0,
             content_turn=0,
             added_at=now,
         )
+        _files.apply_verdict(row, verdicts[file.name], ctx)
         session.add(row)
         session.flush()
         session.add(

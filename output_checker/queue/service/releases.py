@@ -10,6 +10,7 @@ never release anything.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from enclave.control.context import Context
 from enclave.control.models import Person
+from output_checker.parameters import Parameters
 from output_checker.queue import models as m
 from output_checker.queue.errors import Conflict, NotFound, WorkflowError
 from output_checker.queue.filetypes import filetype_of
@@ -32,12 +34,16 @@ from output_checker.queue.policies import (
     check_project_writable,
     check_reviewer_can_see,
 )
+from output_checker.queue.recipes import parse_recipe
+from output_checker.queue.service import _files, ledger
 from output_checker.queue.service._base import (
     actor_facts,
+    audit_refusal,
     clean_text,
     load_request,
     move,
     new_uuid,
+    parameters_of,
     perform,
     post_comment,
     project_row,
@@ -50,6 +56,7 @@ from output_checker.queue.storage import BlobStore
 from output_checker.queue.views import ReleaseView, RequestSummary
 from output_checker.queue.workflow import (
     STATUS_OWNERS,
+    CheckStatus,
     FileKind,
     Owner,
     Party,
@@ -59,6 +66,7 @@ from output_checker.queue.workflow import (
 )
 
 MAX_REASON = 20_000
+LEDGER_RECHECK = "queue_ledger_recheck"
 # An operator may close a stuck request, never push it towards release or reopen a turn.
 FORCIBLE = frozenset({Status.WITHDRAWN, Status.REJECTED})
 
@@ -98,6 +106,67 @@ def _verified_outputs(ctx: Context, actor: str, request_id: str) -> dict[str, st
     return hashes
 
 
+def _reaudit_stale(ctx: Context, actor: str, request_id: str) -> None:
+    """Audit again, against the ledger as it is now, every output audited before the
+    project's newest ledger entry (an approval since); Conflict, after storing the new
+    verdicts, when that finds differencing the reviewers have not seen."""
+
+    def load(session: Session, me: Person) -> tuple[str, Parameters, list[m.File], int]:
+        request = load_request(session, request_id)
+        project = project_row(session, id=request.project_id)
+        check_can_review(actor_facts(session, me, project, ctx.today(), request.author_id))
+        check_transition(Status(request.status), Status.APPROVED, Party.CHECKER)
+        newest = ledger.last_entry(session, project.id)
+        return project.slug, parameters_of(project), _outputs(session, request), newest
+
+    slug, params, rows, newest = read(
+        ctx, actor, load, event="queue_request_approve", target=request_id
+    )
+    blobs = BlobStore.for_data_dir(ctx.data_dir)
+    fresh = {
+        row.uuid: (
+            row.sha256,
+            _files.verdict(
+                ctx,
+                slug,
+                params,
+                blobs.read(row.sha256),
+                row.filetype,
+                json.loads(row.record) if row.record else None,
+                parse_recipe(json.loads(row.recipe)) if row.recipe else None,
+            ),
+        )
+        for row in ledger.stale(rows, newest)
+    }
+    if not fresh:
+        return
+
+    def work(session: Session, me: Person) -> list[str]:
+        request = load_request(session, request_id)
+        worse = []
+        for row in _outputs(session, request):
+            sha256, verdict = fresh.get(row.uuid, ("", None))
+            if verdict is None or sha256 != row.sha256:
+                continue
+            if verdict.status is CheckStatus.FAIL and row.automated_status != CheckStatus.FAIL:
+                worse.append(row.name)
+            _files.apply_verdict(row, verdict, ctx)
+        record(
+            session, ctx, me.email, LEDGER_RECHECK, request, slug, files=sorted(fresh), worse=worse
+        )
+        return worse
+
+    worse = perform(ctx, actor, LEDGER_RECHECK, work, target=request_id)
+    if worse:
+        error = Conflict(
+            f"{', '.join(worse)} now difference with an output approved since it was checked: "
+            "read the differencing findings before approving",
+            rule="ledger_differencing",
+        )
+        audit_refusal(ctx, actor, "queue_request_approve", error, target=request_id)
+        raise error
+
+
 def approve(ctx: Context, actor: str, request_id: str, *, comment: str) -> ReleaseView:
     """REVIEWED -> APPROVED ("release files"): every output has at least two approvals from
     submitted reviews; ``comment`` is the overall release comment (required). Any eligible
@@ -106,6 +175,7 @@ def approve(ctx: Context, actor: str, request_id: str, *, comment: str) -> Relea
     release worker to copy."""
     text = clean_text(comment, "release comment", MAX_REASON, required=False)
     hashes = _verified_outputs(ctx, actor, request_id)
+    _reaudit_stale(ctx, actor, request_id)
 
     def work(session: Session, me: Person) -> ReleaseView:
         request = load_request(session, request_id)
@@ -119,6 +189,8 @@ def approve(ctx: Context, actor: str, request_id: str, *, comment: str) -> Relea
         rows = _outputs(session, request)
         if {row.uuid: row.sha256 for row in rows} != hashes:
             raise Conflict("the request changed while it was being verified: approve again")
+        if ledger.stale(rows, ledger.last_entry(session, project.id)):
+            raise Conflict("another output was approved meanwhile: approve again")
         for row in rows:
             filetype_of(row.name)  # the allow-list, once more just before release
         release = session.scalar(select(m.Release).where(m.Release.request_id == request.id))
@@ -149,6 +221,7 @@ def approve(ctx: Context, actor: str, request_id: str, *, comment: str) -> Relea
                         last_error="",
                     )
                 )
+        ledger.enter(session, ctx, release, rows)
         post_comment(session, ctx, me, request, None, text, Visibility.PUBLIC)
         move(
             session,

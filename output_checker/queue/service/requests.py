@@ -142,7 +142,7 @@ def _verdict_for(
     if prepared.kind is not FileKind.OUTPUT:
         return None
     return _files.verdict(
-        ctx.data_dir,
+        ctx,
         project,
         params,
         prepared.data,
@@ -357,7 +357,7 @@ def move_file(
                 _files.apply_verdict(
                     row,
                     _files.verdict(
-                        ctx.data_dir, editing.project, params, content, row.filetype, stored, recipe
+                        ctx, editing.project, params, content, row.filetype, stored, recipe
                     ),
                     ctx,
                 )

@@ -84,7 +84,7 @@ def _checked_outputs(
         recipe = parse_recipe(json.loads(row.recipe)) if row.recipe else None
         checked[row.uuid] = (
             row.sha256,
-            _files.verdict(ctx.data_dir, project, params, content, row.filetype, stored, recipe),
+            _files.verdict(ctx, project, params, content, row.filetype, stored, recipe),
         )
     return checked
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from output_checker.ledger import Aggregates, TableDefinition, table_aggregates
@@ -21,13 +22,7 @@ def table(
     values: str | None = None,
 ) -> Aggregates:
     """The published cells of a crosstab of ``frame`` (entity column ``id``, 0..n-1)."""
-    variables = (*index, *columns)
-    codes, levels = [], []
-    for name in variables:
-        code, uniques = pd.factorize(frame[name], sort=True)
-        codes.append(code)
-        levels.append(tuple(uniques.tolist()))
-    definition = TableDefinition(output, variables, tuple(levels), len(index), margins=margins)
+    definition, codes = crosstab(output, frame, index, columns, margins=margins)
     return table_aggregates(
         definition,
         frame["id"].to_numpy(),
@@ -36,6 +31,25 @@ def table(
         values=None if values is None else frame[values].to_numpy(dtype=np.float64),
         measure=values,
     )
+
+
+def crosstab(
+    output: str,
+    frame: pd.DataFrame,
+    index: Sequence[str],
+    columns: Sequence[str] = (),
+    *,
+    margins: bool = False,
+) -> tuple[TableDefinition, list[npt.NDArray[np.intp]]]:
+    """The definition of a crosstab of ``frame`` and each record's level codes."""
+    variables = (*index, *columns)
+    codes, levels = [], []
+    for name in variables:
+        code, uniques = pd.factorize(frame[name], sort=True)
+        codes.append(code)
+        levels.append(tuple(uniques.tolist()))
+    definition = TableDefinition(output, variables, tuple(levels), len(index), margins=margins)
+    return definition, codes
 
 
 def clients(ages: Sequence[int], regions: Sequence[str] | None = None) -> pd.DataFrame:

@@ -18,7 +18,9 @@ import pandas as pd
 from enclave.control.context import Context
 from enclave.control.service import members, people
 from output_checker import check_table
+from output_checker.parameters import Parameters
 from output_checker.queue import release, service
+from output_checker.queue.recipes import derive, parse_recipe
 from output_checker.queue.workflow import Status
 from tests.enclave.control.factories import World, make_project, make_world
 
@@ -186,6 +188,34 @@ def table_output(
         result.to_dict(),
         recipe if with_recipe else None,
     )
+
+
+def recipe_output(
+    qw: QueueWorld,
+    name: str,
+    *,
+    filters: tuple[dict[str, Any], ...] = (),
+    index: tuple[str, ...] = ("region",),
+    values: str | None = None,
+    aggregation: str = "count",
+    margins: bool = False,
+) -> Output:
+    """A table output made from the project's data through its recipe (filters, a sum or a
+    mean), exactly as the server re-makes it."""
+    recipe = {
+        "dataset": DATASET,
+        "version": qw.version,
+        "filters": list(filters),
+        "grouping": {"index": list(index), "columns": []},
+        "values": values,
+        "aggregation": aggregation,
+        "entity": None,
+        "weights": None,
+        "margins": margins,
+    }
+    data_dir = qw.data_dir / "projects" / qw.project / "data"
+    result = derive(parse_recipe(recipe), data_dir, Parameters())
+    return Output(name, result.to_frame().to_csv().encode(), result.to_dict(), recipe)
 
 
 def passing_output(qw: QueueWorld, name: str = "by-region.csv") -> Output:

@@ -1,0 +1,204 @@
+"""The differencing ledger in the queue (issue 11): an output is audited against everything the
+project released before, through the real services, data and recipes; the attacks are
+constructed from the project's dataset, and what they should isolate is computed from it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from enclave.control.context import Context
+from enclave.control.db import transaction
+from output_checker.queue import ledger_store, service
+from output_checker.queue import models as m
+from output_checker.queue.errors import Conflict, IntegrityFailure
+from output_checker.queue.views import FileView
+from output_checker.queue.workflow import Status
+from tests.output_checker.queue.factories import (
+    Output,
+    QueueWorld,
+    add_output,
+    dataset_frame,
+    distinct,
+    make_request,
+    recipe_output,
+    table_output,
+)
+
+T = 10  # the project's threshold (the default parameters)
+NOT_90 = {"column": "age", "op": "!=", "value": "90+"}
+
+
+def _released(ctx: Context, qw: QueueWorld, *outputs: Output, title: str = "Earlier") -> str:
+    return make_request(ctx, qw, Status.RELEASED, outputs=outputs, title=title)
+
+
+def _submit_new(ctx: Context, qw: QueueWorld, output: Output) -> FileView:
+    rid = service.create_request(ctx, qw.author, project=qw.project, title="New").id
+    file_id = add_output(ctx, qw, rid, distinct(output))
+    (file,) = [f for f in service.get_request(ctx, qw.author, rid).files if f.id == file_id]
+    return file
+
+
+def _report(file: FileView) -> dict[str, Any]:
+    assert file.ledger is not None
+    return file.ledger
+
+
+def test_a_subpopulation_off_by_one_group_fails_and_names_the_release(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    earlier = _released(ctx, qw, recipe_output(qw, "all-clients.csv"))
+    file = _submit_new(ctx, qw, recipe_output(qw, "not-90.csv", filters=(NOT_90,)))
+    frame = dataset_frame()
+    dropped = frame[frame.age == "90+"].groupby("region").size()
+    report = _report(file)
+    assert file.automated_status == "fail" and "differencing" in file.check_summary
+    assert report["checked"] and report["released_outputs"] == 1
+    found = {tuple(f["cell"]["key"]): f for f in report["differencing"]}
+    assert set(found) == {(region,) for region in dropped.index}
+    for region, isolated in dropped.items():
+        finding = found[(region,)]
+        assert finding["isolated"] == isolated and finding["nested"]
+        assert finding["other"]["key"] == [region]
+        assert finding["other"]["output"]["request"] == earlier
+        assert finding["other"]["output"]["label"] == "all-clients.csv in “Earlier”"
+    resolving = {offer["kind"] for offer in report["mitigations"] if offer["resolves"]}
+    assert "drop" in resolving and "round" in resolving
+    assert any(
+        o["kind"] == "round" and o["base"] == 5 and not o["resolves"] for o in report["mitigations"]
+    )
+
+
+def test_overlapping_year_bands_are_caught_where_the_difference_is_small(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    to_2020 = {"column": "year", "op": "<=", "value": 2020}
+    to_2021 = {"column": "year", "op": "<=", "value": 2021}
+    _released(ctx, qw, recipe_output(qw, "to-2020.csv", filters=(to_2020,)))
+    file = _submit_new(ctx, qw, recipe_output(qw, "to-2021.csv", filters=(to_2021,)))
+    frame = dataset_frame()
+    added = frame[frame.year == 2021].groupby("region").size()
+    expected = {(region,) for region, n in added.items() if 0 < n < T}
+    found = {tuple(f["cell"]["key"]) for f in _report(file)["differencing"]}
+    assert found == expected and expected  # the data give some small and some large bands
+    assert (file.automated_status == "fail") == bool(expected)
+
+
+@pytest.mark.parametrize(
+    ("released", "new"),
+    [
+        # disjoint populations: subtracting isolates nobody
+        ({"column": "sex", "op": "==", "value": "f"}, {"column": "sex", "op": "==", "value": "m"}),
+        # a difference of 25 people per region, at least T
+        (None, {"column": "sex", "op": "==", "value": "f"}),
+    ],
+)
+def test_disjoint_populations_and_large_differences_pass(
+    ctx: Context, qw: QueueWorld, released: dict[str, Any] | None, new: dict[str, Any]
+) -> None:
+    _released(ctx, qw, recipe_output(qw, "earlier.csv", filters=(released,) if released else ()))
+    file = _submit_new(ctx, qw, recipe_output(qw, "new.csv", filters=(new,)))
+    report = _report(file)
+    assert report["checked"] and report["released_outputs"] == 1
+    assert report["differencing"] == [] and report["lp"] == []
+    assert file.automated_status == "pass" and "no differencing" in file.check_summary
+
+
+def test_a_mean_and_a_count_reveal_a_sum(ctx: Context, qw: QueueWorld) -> None:
+    """A released mean of stay, with a released count of the same people, gives away the
+    sum of stay; a new sum without the 90+ people then isolates their stays."""
+    _released(
+        ctx,
+        qw,
+        recipe_output(qw, "clients.csv"),
+        recipe_output(qw, "mean-stay.csv", values="stay", aggregation="mean"),
+    )
+    file = _submit_new(
+        ctx, qw, recipe_output(qw, "stay.csv", values="stay", aggregation="sum", filters=(NOT_90,))
+    )
+    findings = _report(file)["differencing"]
+    assert {tuple(f["cell"]["key"]) for f in findings} == {("west",)}
+    assert {f["other"]["quantity"] for f in findings} == {"mean of stay"}
+    assert file.automated_status == "fail"
+
+
+def test_a_mean_alone_is_not_a_sum(ctx: Context, qw: QueueWorld) -> None:
+    """Without a count of the same people, a mean's N is unknown: its sum is not revealed."""
+    _released(ctx, qw, recipe_output(qw, "mean-stay.csv", values="stay", aggregation="mean"))
+    file = _submit_new(
+        ctx, qw, recipe_output(qw, "stay.csv", values="stay", aggregation="sum", filters=(NOT_90,))
+    )
+    assert _report(file)["differencing"] == []
+
+
+def test_an_output_without_a_recipe_is_flagged_not_checked(ctx: Context, qw: QueueWorld) -> None:
+    _released(ctx, qw, recipe_output(qw, "all-clients.csv"))
+    file = _submit_new(ctx, qw, table_output(qw, "by-region.csv", with_recipe=False))
+    report = _report(file)
+    assert not report["checked"] and "not checked against earlier releases" in report["reason"]
+    assert "not checked against earlier releases" in file.check_summary
+
+
+def test_a_release_without_a_recipe_is_counted_as_unchecked(ctx: Context, qw: QueueWorld) -> None:
+    _released(ctx, qw, table_output(qw, "by-region.csv", with_recipe=False))
+    file = _submit_new(ctx, qw, recipe_output(qw, "not-90.csv", filters=(NOT_90,)))
+    report = _report(file)
+    assert report["unchecked_outputs"] == 1 and report["differencing"] == []
+
+
+def _entries(ctx: Context) -> list[tuple[int, str | None]]:
+    with transaction(ctx.engine, readonly=True) as session:
+        rows = session.execute(select(m.LedgerEntry.file_id, m.LedgerEntry.sha256)).all()
+    return [(file_id, sha256) for file_id, sha256 in rows]
+
+
+def test_approval_enters_the_ledger_and_revocation_never_removes_it(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    rid = make_request(ctx, qw, Status.APPROVED, outputs=(recipe_output(qw, "all.csv"),))
+    ((_, digest),) = _entries(ctx)
+    assert digest is not None
+    assert ledger_store.load(ctx.data_dir, digest, "x").aggregates.n_rows == 4  # one per region
+    service.revoke_release(ctx, qw.checker_a, rid, reason="breach: wrong file")
+    assert len(_entries(ctx)) == 1  # what was released stays known
+    file = _submit_new(ctx, qw, recipe_output(qw, "not-90.csv", filters=(NOT_90,)))
+    assert file.automated_status == "fail"
+
+
+def test_an_altered_ledger_file_is_refused(ctx: Context, qw: QueueWorld) -> None:
+    _released(ctx, qw, recipe_output(qw, "all.csv"))
+    ((_, digest),) = _entries(ctx)
+    assert digest is not None
+    path = ledger_store.store(ctx.data_dir).path_of(digest)
+    os.chmod(path, 0o640)
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(IntegrityFailure, match="does not match its hash"):
+        _submit_new(ctx, qw, recipe_output(qw, "not-90.csv", filters=(NOT_90,)))
+
+
+def test_an_approval_since_the_audit_is_caught_before_the_second_release(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    """Two requests reviewed side by side, each clean against the (empty) ledger: approving
+    the first makes the second difference with it, and its approval is stopped."""
+    first = make_request(ctx, qw, Status.REVIEWED, outputs=(recipe_output(qw, "all.csv"),))
+    second = make_request(
+        ctx, qw, Status.REVIEWED, outputs=(recipe_output(qw, "not-90.csv", filters=(NOT_90,)),)
+    )
+    (before,) = service.get_request(ctx, qw.checker_c, second).files
+    assert before.automated_status == "pass"
+    service.approve(ctx, qw.checker_c, first, comment="fine")
+    with pytest.raises(Conflict, match="difference with an output approved since"):
+        service.approve(ctx, qw.checker_c, second, comment="fine")
+    (after,) = service.get_request(ctx, qw.checker_c, second).files
+    assert after.automated_status == "fail"
+    assert _report(after)["differencing"][0]["other"]["output"]["request"] == first
+    assert service.get_request(ctx, qw.checker_c, second).summary.status is Status.REVIEWED
+    with transaction(ctx.engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(m.LedgerEntry)) == 1
