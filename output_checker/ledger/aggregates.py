@@ -19,7 +19,7 @@ never a Python loop over rows or cells.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from itertools import product
 from math import prod
@@ -163,6 +163,18 @@ class Aggregates:
             grid.output,
             grid.key(int(self.cell_of[row])),
             self.quantities[int(self.shown_of[row])],
+        )
+
+    def take(self, rows: npt.NDArray[np.bool_]) -> Aggregates:
+        """Only the rows where ``rows`` is true (the published ones, say), in order."""
+        return replace(
+            self,
+            weights=self.weights[rows],
+            grid_of=self.grid_of[rows],
+            cell_of=self.cell_of[rows],
+            quantity_of=self.quantity_of[rows],
+            shown_of=self.shown_of[rows],
+            denominator_of=self.denominator_of[rows],
         )
 
     @property

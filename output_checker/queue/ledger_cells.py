@@ -32,6 +32,7 @@ from output_checker.ledger import (
     Mitigation,
     Quantity,
     TableDefinition,
+    components,
     differencing_findings,
     lp_findings,
     mitigations,
@@ -191,12 +192,11 @@ def audit(released: Sequence[OutputCells], new: OutputCells, threshold: int) -> 
         _on_columns(part.aggregates, column[offsets[i] : offsets[i + 1]], width)
         for i, part in enumerate(parts)
     ]
-    earlier = stack(on_union[:-1]) if released else None
-    mine = on_union[-1]
-    exact = differencing_findings(earlier, mine, threshold)
-    lp: tuple[LPFinding, ...] = ()
-    if new.hidden.any():
-        lp = lp_findings(earlier, mine, new.hidden, new.protection, new.protection)
+    # suppressed cells are not published: they enter neither side of a subtraction
+    published = [cells.take(~part.hidden) for cells, part in zip(on_union, parts, strict=True)]
+    earlier = stack(published[:-1]) if released else None
+    exact = differencing_findings(earlier, published[-1], threshold)
+    lp = _lp_audit(parts, on_union, published)
     offered: tuple[Mitigation, ...] = ()
     records = new.records
     if exact and records is not None:
@@ -213,6 +213,36 @@ def audit(released: Sequence[OutputCells], new: OutputCells, threshold: int) -> 
             protection_level=max(1.0, float(new.protection.max(initial=0.0))),
         )
     return LedgerAudit(exact, lp, offered)
+
+
+def _lp_audit(
+    parts: Sequence[OutputCells], on_union: Sequence[Aggregates], published: Sequence[Aggregates]
+) -> tuple[LPFinding, ...]:
+    """The LP audit of every hidden cell the new output (the last part) can expose: its own,
+    and those released before whose component (entities linked through published cells)
+    the new output reaches. The other hidden cells keep the interval they passed with, since
+    the LP splits into components (see ``output_checker.ledger.lp_audit``)."""
+    if not any(part.hidden.any() for part in parts):
+        return ()
+    shown = sparse.vstack([cells.weights for cells in published], format="csr")
+    labels = components(shown, np.ones(shown.shape[0], dtype=bool))
+    reached = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
+    reached[labels[on_union[-1].weights.indices]] = True
+    entity_reached = reached[labels].astype(np.float64)
+    kept, targets, levels = [], [], []
+    for part, cells in zip(parts, on_union, strict=True):
+        target = part.hidden.copy()
+        if part is not parts[-1]:
+            target &= cells.weights @ entity_reached > 0
+        rows = ~part.hidden | target  # other hidden cells are not published: leave them out
+        kept.append(cells.take(rows))
+        targets.append(target[rows])
+        levels.append(part.protection[rows])
+    target_mask = np.concatenate(targets)
+    if not target_mask.any():
+        return ()
+    level = np.concatenate(levels)
+    return lp_findings(None, stack(kept), target_mask, level, level)
 
 
 def _on_columns(aggregates: Aggregates, columns: npt.NDArray[np.intp], width: int) -> Aggregates:
@@ -256,7 +286,7 @@ def report(
     ]
     lp = [
         {
-            "cell": _cell(finding.cell),
+            "cell": _cell(finding.cell) | {"output": where(finding.cell.output)},
             "interval": [finding.lo, finding.hi],
             "earlier": [where(label) for label in finding.earlier_outputs],
         }

@@ -118,6 +118,12 @@ def test_the_application_role_may_append_to_the_audit_trail_but_never_rewrite_it
         )
         assert "permission denied" in _refused(app, "DELETE FROM audit_events")
         assert "permission denied" in _refused(app, "TRUNCATE audit_events")
+        # Nor forget what was released: the differencing ledger only grows.
+        for statement in (
+            "UPDATE queue_ledger_entries SET sha256 = NULL",
+            "DELETE FROM queue_ledger_entries",
+        ):
+            assert "permission denied for table queue_ledger_entries" in _refused(app, statement)
         # Nor can it remove the triggers, change the schema or move the migration marker.
         assert "must be owner" in _refused(app, "ALTER TABLE audit_events DISABLE TRIGGER USER")
         assert "permission denied for schema public" in _refused(app, "CREATE TABLE t (x int)")

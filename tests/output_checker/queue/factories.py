@@ -196,22 +196,28 @@ def recipe_output(
     *,
     filters: tuple[dict[str, Any], ...] = (),
     index: tuple[str, ...] = ("region",),
+    columns: tuple[str, ...] = (),
     values: str | None = None,
     aggregation: str = "count",
     margins: bool = False,
+    protect: bool = False,
+    dataset: tuple[str, str] | None = None,
 ) -> Output:
     """A table output made from the project's data through its recipe (filters, a sum or a
-    mean), exactly as the server re-makes it."""
+    mean, secondary suppression), exactly as the server re-makes it. ``dataset`` is another
+    dataset of the project's and its version."""
+    name_of_data, version = dataset or (DATASET, qw.version)
     recipe = {
-        "dataset": DATASET,
-        "version": qw.version,
+        "dataset": name_of_data,
+        "version": version,
         "filters": list(filters),
-        "grouping": {"index": list(index), "columns": []},
+        "grouping": {"index": list(index), "columns": list(columns)},
         "values": values,
         "aggregation": aggregation,
         "entity": None,
         "weights": None,
         "margins": margins,
+        "protect": protect,
     }
     data_dir = qw.data_dir / "projects" / qw.project / "data"
     result = derive(parse_recipe(recipe), data_dir, Parameters())

@@ -4,9 +4,11 @@ constructed from the project's dataset, and what they should isolate is computed
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
@@ -133,6 +135,50 @@ def test_a_mean_alone_is_not_a_sum(ctx: Context, qw: QueueWorld) -> None:
         ctx, qw, recipe_output(qw, "stay.csv", values="stay", aggregation="sum", filters=(NOT_90,))
     )
     assert _report(file)["differencing"] == []
+
+
+def _bands(qw: QueueWorld) -> tuple[str, str]:
+    """A second dataset of the project: 20 people per region and band, except 3 in west/c."""
+    sizes = {(region, band): 20 for region in ("east", "north", "west") for band in "abc"}
+    sizes["west", "c"] = 3
+    frame = pd.DataFrame(
+        [(region, band) for (region, band), n in sizes.items() for _ in range(n)],
+        columns=["region", "band"],
+    )
+    path = qw.data_dir / "projects" / qw.project / "data" / "bands.parquet"
+    frame.to_parquet(path)
+    return "bands", "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_suppressed_cell_recovered_through_an_earlier_total(ctx: Context, qw: QueueWorld) -> None:
+    """The new table suppresses west/c (3 people) and protects it within itself; the total
+    of west released earlier gives it back (43 - 20 - 20). The LP audit pins it and names
+    the release; the same table with nothing released before passes the LP audit."""
+    bands = _bands(qw)
+    by_band = recipe_output(qw, "by-band.csv", columns=("band",), protect=True, dataset=bands)
+    alone = _report(_submit_new(ctx, qw, by_band))
+    assert alone["checked"] and alone["lp"] == []
+    _released(ctx, qw, recipe_output(qw, "all-clients.csv", dataset=bands))
+    report = _report(_submit_new(ctx, qw, by_band))
+    pinned = {tuple(f["cell"]["key"]): f for f in report["lp"]}
+    assert pinned[("west", "c")]["interval"] == [3, 3]
+    assert [e["label"] for e in pinned[("west", "c")]["earlier"]] == [
+        "all-clients.csv in “Earlier”"
+    ]
+
+
+def test_a_later_total_exposing_an_earlier_suppressed_cell_fails(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    """The reverse order: west/c was suppressed in a release; a new total of west would give
+    it back, so the new output fails, naming the cell of the earlier release it exposes."""
+    bands = _bands(qw)
+    earlier = _released(
+        ctx, qw, recipe_output(qw, "by-band.csv", columns=("band",), protect=True, dataset=bands)
+    )
+    report = _report(_submit_new(ctx, qw, recipe_output(qw, "totals.csv", dataset=bands)))
+    (finding,) = [f for f in report["lp"] if f["cell"]["key"] == ["west", "c"]]
+    assert finding["interval"] == [3, 3] and finding["cell"]["output"]["request"] == earlier
 
 
 def test_an_output_without_a_recipe_is_flagged_not_checked(ctx: Context, qw: QueueWorld) -> None:
