@@ -13,7 +13,7 @@ its project has already released, and every approved output joins the ledger.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -78,41 +78,87 @@ def last_entry(session: Session, project_id: int) -> int:
     return int(newest or 0)
 
 
-def audit_output(ctx: Context, project: str, verdict: Verdict, parameters: Parameters) -> Ledgered:
-    """Audit a re-made output against the project's ledger and store its cells."""
+@dataclass(frozen=True)
+class _Loaded:
+    """A project's ledger as read for one audit."""
+
+    described: dict[str, dict[str, Any]]  # each released output by label (its file's uuid)
+    released: list[OutputCells]
+    recipes: dict[str, str]  # the released outputs' recipes (JSON), by label
+    unchecked: int  # released outputs without cells (no recipe)
+    through: int  # the newest entry read
+
+
+def _load(ctx: Context, project: str) -> _Loaded:
     with transaction(ctx.engine, readonly=True) as session:
         entries = _entries(session, project)
-        described = {
-            file.uuid: {
-                "label": f"{file.name} in “{request.title or 'untitled'}”",
-                "request": request.uuid,
-                "file": file.uuid,
-                "approved": entry.created_at.date().isoformat(),
-            }
-            for entry, file, request in entries
+    described = {
+        file.uuid: {
+            "label": f"{file.name} in “{request.title or 'untitled'}”",
+            "request": request.uuid,
+            "file": file.uuid,
+            "approved": entry.created_at.date().isoformat(),
         }
-        stored = [(file.uuid, entry.sha256) for entry, file, _ in entries if entry.sha256]
-        recipes = {file.uuid: file.recipe for _, file, _ in entries if file.recipe}
-    through = max((entry.id for entry, _, _ in entries), default=0)
-    if verdict.derived is None:
-        reason = NOT_REMADE if verdict.recheck.value == "does_not_match" else NO_RECIPE
-        return Ledgered(not_checked(reason), None, through)
-    cells = output_cells(verdict.derived)
-    if isinstance(cells, str):
-        return Ledgered(not_checked(cells), None, through)
-    released = [ledger_store.load(ctx.data_dir, digest, label) for label, digest in stored]
-    result = audit(released, cells, parameters.threshold)
-    digest = ledger_store.save(ctx.data_dir, cells)
-    shown = report(result, parameters.threshold, described, len(entries) - len(stored))
-    earlier = sorted({f.other.output for f in result.differencing} & set(recipes))
-    shown["mitigations"] += [
-        _earlier_population(ctx, project, verdict.derived, cells, released, label, recipe)
-        for label in earlier
-        if (recipe := parse_recipe(json.loads(recipes[label]))).dataset
-        == verdict.derived.recipe.dataset
-        and recipe.filters != verdict.derived.recipe.filters
-    ]
-    return Ledgered({**shown, "through": through}, digest, through)
+        for entry, file, request in entries
+    }
+    stored = [(file.uuid, entry.sha256) for entry, file, _ in entries if entry.sha256]
+    return _Loaded(
+        described=described,
+        released=[ledger_store.load(ctx.data_dir, digest, label) for label, digest in stored],
+        recipes={file.uuid: file.recipe for _, file, _ in entries if file.recipe},
+        unchecked=len(entries) - len(stored),
+        through=max((entry.id for entry, _, _ in entries), default=0),
+    )
+
+
+def audit_output(ctx: Context, project: str, verdict: Verdict, parameters: Parameters) -> Ledgered:
+    """Audit a re-made output against the project's ledger and store its cells."""
+    return audit_outputs(ctx, project, {"": verdict}, {"": ""}, parameters)[""]
+
+
+def audit_outputs(
+    ctx: Context,
+    project: str,
+    verdicts: Mapping[str, Verdict],
+    names: Mapping[str, str],
+    parameters: Parameters,
+) -> dict[str, Ledgered]:
+    """Audit the outputs of one request (by file uuid, named by ``names``) against the
+    project's ledger and against each other, since they would be released together, and
+    store their cells."""
+    loaded = _load(ctx, project)
+    cells: dict[str, OutputCells | str] = {}
+    for key, verdict in verdicts.items():
+        if verdict.derived is None:
+            cells[key] = NOT_REMADE if verdict.recheck.value == "does_not_match" else NO_RECIPE
+        else:
+            made = output_cells(verdict.derived)
+            cells[key] = made.labelled(key) if isinstance(made, OutputCells) else made
+    siblings = {key: made for key, made in cells.items() if isinstance(made, OutputCells)}
+    described = loaded.described | {
+        key: {"label": f"{names[key]} in this request", "file": key} for key in siblings if key
+    }
+    audited = {}
+    for key, verdict in verdicts.items():
+        made = cells[key]
+        if isinstance(made, str):
+            audited[key] = Ledgered(not_checked(made), None, loaded.through)
+            continue
+        others = [other for name, other in siblings.items() if name != key]
+        result = audit([*loaded.released, *others], made, parameters.threshold)
+        shown = report(result, parameters.threshold, described, loaded.unchecked)
+        assert verdict.derived is not None
+        earlier = sorted({f.other.output for f in result.differencing} & set(loaded.recipes))
+        shown["mitigations"] += [
+            _earlier_population(ctx, project, verdict.derived, made, loaded.released, label, recipe)
+            for label in earlier
+            if (recipe := parse_recipe(json.loads(loaded.recipes[label]))).dataset
+            == verdict.derived.recipe.dataset
+            and recipe.filters != verdict.derived.recipe.filters
+        ]
+        digest = ledger_store.save(ctx.data_dir, made)
+        audited[key] = Ledgered({**shown, "through": loaded.through}, digest, loaded.through)
+    return audited
 
 
 def _earlier_population(

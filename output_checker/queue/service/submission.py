@@ -24,9 +24,9 @@ from output_checker.queue.policies import (
     check_precondition,
     groups_to_explain_on_resubmit,
 )
-from output_checker.queue.recheck import Verdict
-from output_checker.queue.recipes import parse_recipe
-from output_checker.queue.service import _files
+from output_checker.queue.recheck import Verdict, recheck_output
+from output_checker.queue.recipes import parse_recipe, project_data_dir
+from output_checker.queue.service import _files, ledger
 from output_checker.queue.service._base import (
     actor_facts,
     clean_text,
@@ -38,6 +38,7 @@ from output_checker.queue.service._base import (
     post_comment,
     project_row,
     read,
+    record,
     request_facts,
 )
 from output_checker.queue.service._convert import summary
@@ -54,6 +55,9 @@ from output_checker.queue.workflow import (
 )
 
 MAX_COMMENT = 20_000
+
+
+RECHECK_EVENT = "queue_outputs_rechecked"
 
 
 def _checked_outputs(
@@ -77,16 +81,51 @@ def _checked_outputs(
 
     project, params, files = read(ctx, actor, load, event=event, target=request_id)
     blobs = BlobStore.for_data_dir(ctx.data_dir)
-    checked: dict[str, tuple[str, Verdict]] = {}
-    for row in files:
-        content = blobs.read(row.sha256)
-        stored = json.loads(row.record) if row.record else None
-        recipe = parse_recipe(json.loads(row.recipe)) if row.recipe else None
-        checked[row.uuid] = (
-            row.sha256,
-            _files.verdict(ctx, project, params, content, row.filetype, stored, recipe),
+    found = {
+        row.uuid: recheck_output(
+            blobs.read(row.sha256),
+            row.filetype,
+            json.loads(row.record) if row.record else None,
+            parse_recipe(json.loads(row.recipe)) if row.recipe else None,
+            params,
+            project_data_dir(ctx.data_dir, project),
         )
-    return checked
+        for row in files
+    }
+    names = {row.uuid: row.name for row in files}
+    audited = ledger.audit_outputs(ctx, project, found, names, params)
+    return {
+        row.uuid: (row.sha256, ledger.combine(found[row.uuid], audited[row.uuid])) for row in files
+    }
+
+
+def _keep_changed_verdicts(
+    ctx: Context, actor: str, request_id: str, checked: dict[str, tuple[str, Verdict]]
+) -> None:
+    """Store the verdicts that changed since the files were added (an output released since,
+    or another output of the request it differences with), in a transaction of their own:
+    if the submission is then refused, the author still sees why."""
+
+    def work(session: Session, me: Person) -> None:
+        editing = editing_request(session, ctx, me, request_id)
+        changed = []
+        for row in session.scalars(select(m.File).where(m.File.uuid.in_(checked))):
+            sha256, verdict = checked[row.uuid]
+            if sha256 == row.sha256 and verdict.status.value != row.automated_status:
+                _files.apply_verdict(row, verdict, ctx)
+                changed.append(row.name)
+        if changed:
+            record(
+                session,
+                ctx,
+                me.email,
+                RECHECK_EVENT,
+                editing.request,
+                editing.project,
+                files=sorted(changed),
+            )
+
+    perform(ctx, actor, RECHECK_EVENT, work, target=request_id)
 
 
 def _hand_over(
@@ -95,6 +134,7 @@ def _hand_over(
     """Submit (from PENDING) or resubmit (from RETURNED) after re-checking every output."""
     event = "queue_request_submit" if source is Status.PENDING else "queue_request_resubmit"
     checked = _checked_outputs(ctx, actor, request_id, event)
+    _keep_changed_verdicts(ctx, actor, request_id, checked)
 
     def work(session: Session, me: Person) -> RequestSummary:
         editing = editing_request(session, ctx, me, request_id)

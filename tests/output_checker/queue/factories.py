@@ -242,8 +242,17 @@ def distinct(output: Output) -> Output:
     return Output(output.name, data, record, output.recipe)
 
 
-def failing_output(qw: QueueWorld, name: str = "by-age.csv") -> Output:
-    return table_output(qw, name, index=("region", "age"))
+def failing_output(
+    qw: QueueWorld, name: str = "by-age.csv", *, index: tuple[str, ...] = ("region", "age")
+) -> Output:
+    """A count that fails the threshold: its 90+ band holds 3 people (all in the west)."""
+    return table_output(qw, name, index=index)
+
+
+def failing_beside_passing(qw: QueueWorld) -> Output:
+    """A failing count by age alone, for a request that also holds the count by region: a
+    count by region and age would difference with it (west: 50 against 47 aged 18-64)."""
+    return failing_output(qw, index=("age",))
 
 
 def add_output(

@@ -16,7 +16,7 @@ from enclave.control.context import Context
 from enclave.control.db import transaction
 from output_checker.queue import ledger_store, service
 from output_checker.queue import models as m
-from output_checker.queue.errors import Conflict, IntegrityFailure
+from output_checker.queue.errors import Conflict, IntegrityFailure, WorkflowError
 from output_checker.queue.views import FileView
 from output_checker.queue.workflow import Status
 from tests.output_checker.queue.factories import (
@@ -179,6 +179,31 @@ def test_a_later_total_exposing_an_earlier_suppressed_cell_fails(
     report = _report(_submit_new(ctx, qw, recipe_output(qw, "totals.csv", dataset=bands)))
     (finding,) = [f for f in report["lp"] if f["cell"]["key"] == ["west", "c"]]
     assert finding["interval"] == [3, 3] and finding["cell"]["output"]["request"] == earlier
+
+
+def test_outputs_released_together_are_audited_against_each_other(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    """Nothing released yet: each output alone passes, but submitted together they would be
+    released together, so the submission audits them as one system."""
+    rid = make_request(
+        ctx,
+        qw,
+        Status.PENDING,
+        outputs=(
+            recipe_output(qw, "all.csv"),
+            recipe_output(qw, "not-90.csv", filters=(NOT_90,)),
+        ),
+    )
+    files = service.get_request(ctx, qw.author, rid).files
+    assert [f.automated_status for f in files] == ["pass", "pass"]
+    with pytest.raises(WorkflowError, match=r"need an exception request: all\.csv, not-90\.csv"):
+        service.submit(ctx, qw.author, rid)
+    files = {f.name: f for f in service.get_request(ctx, qw.author, rid).files}
+    for name, other in (("all.csv", "not-90.csv"), ("not-90.csv", "all.csv")):
+        assert files[name].automated_status == "fail"  # kept, so the author sees why
+        labels = {f["other"]["output"]["label"] for f in _report(files[name])["differencing"]}
+        assert labels == {f"{other} in this request"}
 
 
 def test_an_output_without_a_recipe_is_flagged_not_checked(ctx: Context, qw: QueueWorld) -> None:

@@ -16,6 +16,7 @@ from tests.output_checker.queue.factories import (
     QueueWorld,
     approve_all,
     distinct,
+    failing_beside_passing,
     failing_output,
     make_request,
     passing_output,
@@ -52,7 +53,7 @@ def test_votes_toggle_and_close_once_the_review_is_submitted(ctx: Context, qw: Q
 
 def test_overrides_need_a_comment(ctx: Context, qw: QueueWorld) -> None:
     free = Output("notes.txt", b"no machine can check this\n", None, None)
-    bad = distinct(failing_output(qw))
+    bad = distinct(failing_beside_passing(qw))
     rid = service.create_request(ctx, qw.author, project=qw.project).id
     service.add_file(ctx, qw.author, rid, name=free.name, data=free.data, group="tables")
     bad_id = service.add_file(

@@ -12,7 +12,7 @@ from tests.output_checker.queue.factories import (
     Output,
     QueueWorld,
     distinct,
-    failing_output,
+    failing_beside_passing,
     make_request,
     passing_output,
 )
@@ -27,7 +27,7 @@ PNG = bytes.fromhex(
 def with_failing(ctx: Context, qw: QueueWorld, *, submit: bool = True) -> str:
     """A request with a passing and a failing table (its exception asked for), submitted
     unless ``submit`` is false; returns its id."""
-    rid = make_request(ctx, qw, outputs=(passing_output(qw), failing_output(qw)))
+    rid = make_request(ctx, qw, outputs=(passing_output(qw), failing_beside_passing(qw)))
     for file in service.get_request(ctx, qw.author, rid).files:
         if file.automated_status == "fail":
             service.set_exception(ctx, qw.author, rid, file.id, "the 90+ band is needed")

@@ -22,7 +22,7 @@ from tests.enclave.control.dbfixtures import BACKENDS
 from tests.output_checker.queue.factories import (
     QueueWorld,
     distinct,
-    failing_output,
+    failing_beside_passing,
     passing_output,
 )
 
@@ -60,7 +60,7 @@ def test_the_whole_journey_through_the_api(
     _conforms(doc, "/api/v1/requests", "post", 201, made.json)
     rid = made.json["id"]  # type: ignore[index]
     outputs = {}
-    for output in (distinct(passing_output(qw)), distinct(failing_output(qw))):
+    for output in (distinct(passing_output(qw)), distinct(failing_beside_passing(qw))):
         form = {
             "file": (io.BytesIO(output.data), output.name),
             "group": "tables",

@@ -72,8 +72,7 @@ def test_a_checker_sees_failing_cells_highlighted_with_rule_and_evidence(
     page = _page(client, f"/requests/{rid}/files/{fid}")
     (note,) = FAIL_CELL.findall(page)
     assert "threshold fail" in note and "n=3" in note and "n_rows=3" in note
-    assert page.count('<td class="cell-review"') == 3  # the three empty 90+ cells
-    assert 'id="flagged-cells"' in page and "west / 90+" in page
+    assert 'id="flagged-cells"' in page and "<td>90+</td>" in page
     assert "fewer than 10 contributors" in page  # the rule's description, in the result panel
     as_person(client, qw.author)
     page = _page(client, f"/requests/{rid}/files/{fid}")
