@@ -38,7 +38,7 @@ from output_checker.queue.web.state import QueueOptions
 from tests.enclave.analysis.charity import charity_panel
 from tests.enclave.control.dbfixtures import BACKENDS, temporary_database
 from tests.enclave.control.web.conftest import SECRET_KEY
-from tests.output_checker.queue.factories import QueueWorld, make_queue_world
+from tests.output_checker.queue.factories import QueueWorld, approve_all, make_queue_world
 
 
 @dataclass(frozen=True)
@@ -396,3 +396,40 @@ def test_multipart_bodies_are_well_formed() -> None:
     for bad in ('a".csv', "a\r\n.csv", "a\\b.csv"):
         with pytest.raises(AnalysisError, match="cannot be uploaded"):
             multipart([], "file", bad, b"x")
+
+
+def test_the_ledger_checks_library_outputs_against_earlier_releases(
+    queue: Queue, tmp_path: Path
+) -> None:
+    """Outputs made with the analysis library carry recipes, so the queue audits them against
+    everything released: the same crosstab without one charity's six rows is caught."""
+    ctx, qw = queue.ctx, queue.qw
+    first = _session(queue, None)
+    charities = first.load("charities")
+    first.crosstab(charities.survivor, charities.grant_type)
+    first.add_comments("output_0", "Survivors by grant type.")
+    first.submit()
+    (released,) = watcher.scan(ctx)
+    assert released.request_id is not None
+    service.submit(ctx, qw.author, released.request_id)
+    for checker in (qw.checker_a, qw.checker_b):
+        approve_all(ctx, qw, released.request_id, checker)
+    service.approve(ctx, qw.checker_c, released.request_id, comment="two approvals")
+
+    second = _session(queue, None)
+    charities = second.load("charities")
+    fewer = second.where(charities, "charity_id", "!=", 0)
+    second.crosstab(fewer.survivor, fewer.grant_type)
+    second.submit()
+    (outcome,) = watcher.scan(ctx)
+    assert outcome.request_id is not None
+    (file,) = [
+        f
+        for f in service.get_request(ctx, qw.author, outcome.request_id).files
+        if f.kind == "output"
+    ]
+    assert file.automated_status == "fail" and file.ledger is not None
+    (finding,) = file.ledger["differencing"]
+    gone = charities[charities.charity_id == 0]
+    assert finding["isolated"] == len(gone) and finding["nested"]
+    assert finding["cell"]["key"] == [gone.survivor.iloc[0], gone.grant_type.iloc[0]]
