@@ -35,7 +35,7 @@ test: $(STAMP) $(CHP)
 
 ## Benchmarks beside their anchors; writes benchmarks/RESULTS.md, RESULTS-protection.md,
 ## RESULTS-linkage.md, RESULTS-queue.md (needs PostgreSQL on 127.0.0.1:5432), RESULTS-hub.md
-## (needs root: accounts, cgroups, bubblewrap) and RESULTS-datalab.md.
+## (needs root: accounts, cgroups, bubblewrap), RESULTS-datalab.md and RESULTS-ledger.md.
 bench: $(STAMP) $(CHP)
 	$(BIN)/python benchmarks/bench_checker.py --write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_protection.py --write benchmarks/RESULTS-protection.md
@@ -43,6 +43,7 @@ bench: $(STAMP) $(CHP)
 	$(BIN)/python benchmarks/bench_queue.py --write benchmarks/RESULTS-queue.md
 	$(BIN)/python benchmarks/bench_hub.py --write benchmarks/RESULTS-hub.md
 	$(BIN)/python benchmarks/bench_datalab.py --write benchmarks/RESULTS-datalab.md
+	$(BIN)/python benchmarks/bench_ledger.py --write benchmarks/RESULTS-ledger.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -345,8 +345,11 @@ OTHER_BENCHMARKS_NOTE = (
     "figures, `benchmarks/bench_linkage.py`, in [RESULTS-linkage.md](RESULTS-linkage.md); the "
     "review queue under load, `benchmarks/bench_queue.py`, in "
     "[RESULTS-queue.md](RESULTS-queue.md); sandboxed sessions (spawn latency, 20 at once), "
-    "`benchmarks/bench_hub.py`, in "
-    "[RESULTS-hub.md](RESULTS-hub.md)."
+    "`benchmarks/bench_hub.py`, in [RESULTS-hub.md](RESULTS-hub.md); impact evaluations "
+    "(bias, coverage, matching a cohort in a large pool), `benchmarks/bench_datalab.py`, in "
+    "[RESULTS-datalab.md](RESULTS-datalab.md); the differencing ledger's audit of a new "
+    "output against 500 released tables, `benchmarks/bench_ledger.py`, in "
+    "[RESULTS-ledger.md](RESULTS-ledger.md)."
 )
 
 

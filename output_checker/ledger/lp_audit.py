@@ -5,7 +5,7 @@ A new output hides some cells (suppressed or sensitive). The attacker sees every
 and the new output's published cells, each the sum of its contributors' values, and knows
 which entities contribute to which cell. Each entity's value is a variable within a-priori
 bounds; the attacker's interval for a hidden cell is the minimum and maximum of its sum subject
-to every published equation, solved with HiGHS (``scipy.optimize.linprog``).
+to every published equation, solved with HiGHS (``highspy``).
 
 Model: in the rows of one quantity an entity contributes one value (x*_e, 1 for a count, its
 total for a sum), so row r shows Σ_{e ∈ r} x*_e. Only rows of the target's quantity constrain
@@ -22,26 +22,46 @@ can be dropped without changing them. Keeping only the rows overlapping the targ
 is *not* exact: a chain t={1}, {1,2}, {2,3}, {3} pins x1 only through {3}. A released grand
 total joins every entity into one component, so the second reduction matters more: entities
 in the same rows are interchangeable and merge into one variable (see :func:`merge_atoms`).
+
+Solving (spec §10.4's warm start): each component gets one HiGHS model, built when a target
+first needs it and kept. Every target of the quantity whose entities lie in that component
+changes only the objective (its atoms' costs, +1 to minimise, −1 to maximise) and starts from
+the basis the previous solve left, so after the first solve most take a few pivots.
+Before that, each target gets a local LP over the small published rows touching it. Dropping
+rows only widens the interval, so when the local LP already pins the target to a point, that
+point is exact (unlike the one-hop reduction above, which is used for nothing else): a cell
+pinned by its released twin never waits for its component's model.
+
+Rounded rows (spec §11): a row published rounded (or otherwise perturbed) tells the attacker
+only that its sum lies in [shown − slack, shown + slack], an interval constraint instead of an
+equation. Components and atoms stay exact: they depend only on which entities share rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import highspy
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
-from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
 from output_checker.errors import InputError
-from output_checker.ledger.aggregates import Aggregates, CellRef, Kind, Quantity, stack
-from output_checker.protection.audit import LP_TOL, as_mask, per_cell
+from output_checker.ledger.aggregates import Aggregates, CellRef, Kind, Quantity, stack, widen
+from output_checker.ledger.differencing import IndexedRows, index_rows
+from output_checker.ledger.ratios import resolve_ratios
+from output_checker.protection.audit import LP_TOL, as_mask, highs_model, per_cell
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+
+# Rows of up to this many variables (or 4 × the target's) enter a target's local LP.
+LOCAL_ROW_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,197 @@ def components(pattern: sparse.csr_matrix, published: BoolArray) -> IntArray:
     return np.asarray(labels[:n], dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class _RowBox:
+    """Each row's interval and each variable's bounds, by row and variable number."""
+
+    row_lo: FloatArray
+    row_hi: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+
+
+class ComponentLPs:
+    """The attacker's LPs over the rows of one quantity: ``pattern`` (rows × variables, 0/1),
+    published rows within [``row_lo``, ``row_hi``] (equal for an exact row), each variable
+    within [``lower``, ``upper``]. One HiGHS model per connected component (``labels``, from
+    :func:`components`; all variables in one when omitted), built on first use and kept with
+    its last basis: every later target in that component changes only the objective.
+
+    Before its component's LP, a target gets a local one: only the published rows of at most
+    ``LOCAL_ROW_SIZE`` (or 4 × the target's) variables that touch it. Dropping rows only
+    widens the interval, so when the local LP already pins the target to a point, that point
+    is the exact answer and the (possibly huge) component LP is skipped. After ``deadline``
+    (a ``time.monotonic()`` value) no LP is started and bounds not found are NaN."""
+
+    def __init__(
+        self,
+        pattern: sparse.csr_matrix,
+        published: BoolArray,
+        row_lo: FloatArray,
+        row_hi: FloatArray,
+        lower: FloatArray,
+        upper: FloatArray,
+        labels: IntArray | None = None,
+        deadline: float = np.inf,
+    ) -> None:
+        self.pattern = pattern
+        self.labels = np.zeros(pattern.shape[1], np.int64) if labels is None else labels
+        self.row_lo, self.row_hi, self.lower, self.upper = row_lo, row_hi, lower, upper
+        self.deadline = deadline
+        n_labels = int(self.labels.max(initial=-1)) + 1
+        self._col_order = np.argsort(self.labels, kind="stable")
+        self._col_starts = np.searchsorted(self.labels[self._col_order], np.arange(n_labels + 1))
+        self._sizes = np.diff(pattern.indptr)
+        self._live = published & (self._sizes > 0)
+        # every live row lies in one component: that of its first entity
+        live = np.flatnonzero(self._live)
+        row_label = self.labels[pattern.indices[pattern.indptr[live]]]
+        order = np.argsort(row_label, kind="stable")
+        self._row_order = live[order]
+        self._row_starts = np.searchsorted(row_label[order], np.arange(n_labels + 1))
+        self._column = np.empty(pattern.shape[1], dtype=np.int32)
+        self._column[self._col_order] = np.arange(pattern.shape[1]) - np.repeat(
+            self._col_starts[:-1], np.diff(self._col_starts)
+        )
+        self._by_variable = pattern.tocsc()
+        scale = np.abs(np.concatenate([row_lo[live], row_hi[live]]))
+        self.tol = LP_TOL * max(1.0, float(scale[np.isfinite(scale)].max(initial=0.0)))
+        self._models: dict[int, Any] = {}
+
+    def interval(self, target: int) -> Interval:
+        """Min and max of row ``target``'s sum (see :meth:`intervals`)."""
+        return self.intervals([target])[0]
+
+    def intervals(self, targets: Sequence[int], local: bool = True) -> list[Interval]:
+        """Min and max of each target row's sum, in order. Every target's local LP comes
+        first (unless ``local`` is False: the caller tried them), so the cheap answers are in
+        before any component LP spends the time left."""
+        pinned = [self._pinned_locally(self._variables(t)) if local else None for t in targets]
+        return [
+            found if found is not None else self._by_component(self._variables(t))
+            for t, found in zip(targets, pinned, strict=True)
+        ]
+
+    def _variables(self, target: int) -> IntArray:
+        start, stop = self.pattern.indptr[target : target + 2]
+        return np.asarray(self.pattern.indices[start:stop])
+
+    def _by_component(self, variables: IntArray) -> Interval:
+        """Per component holding the target's variables, one solve each way, added up (the
+        components' LPs are independent)."""
+        own = self.labels[variables]
+        ends, binding = [0.0, 0.0], [np.zeros(0, dtype=np.int64)]
+        for label in np.unique(own).tolist():
+            in_component = variables[own == label]
+            rows = self._row_order[self._row_starts[label] : self._row_starts[label + 1]]
+            for side, maximise in enumerate((False, True)):
+                if rows.shape[0] == 0:  # no published row: only the a-priori bounds hold
+                    bound = self.upper if maximise else self.lower
+                    ends[side] += float(bound[in_component].sum())
+                    continue
+                solver = self._models.get(label)
+                if solver is None and time.monotonic() >= self.deadline:
+                    ends[side] = np.nan  # no time left to build the model
+                    continue
+                if solver is None:
+                    solver = self._component_model(label, rows)
+                j = self._column[in_component]
+                value, duals = _solve(solver, j, maximise, self.deadline, self.tol)
+                ends[side] += value
+                binding.append(rows[duals])
+        return Interval(ends[0], ends[1], np.unique(np.concatenate(binding)))
+
+    def _pinned_locally(self, variables: IntArray) -> Interval | None:
+        """The target's interval from the small published rows touching it, if that already
+        is a single point (see the class docstring); None otherwise."""
+        if variables.shape[0] == 0:  # a cell without contributors is known to be empty
+            return Interval(0.0, 0.0, np.zeros(0, dtype=np.int64))
+        cap = max(LOCAL_ROW_SIZE, 4 * variables.shape[0])
+        touching = self._by_variable[:, variables].indices
+        rows = np.unique(touching[self._live[touching] & (self._sizes[touching] <= cap)])
+        box = _RowBox(self.row_lo, self.row_hi, self.lower, self.upper)
+        return _local_point(self.pattern[rows], rows, box, variables, self.tol, self.deadline)
+
+    def _component_model(self, label: int, rows: IntArray) -> Any:
+        cols = self._col_order[self._col_starts[label] : self._col_starts[label + 1]]
+        solver = highs_model(
+            self.pattern[rows][:, cols].tocsc(),
+            self.lower[cols],
+            self.upper[cols],
+            self.row_lo[rows],
+            self.row_hi[rows],
+        )
+        self._models[label] = solver
+        return solver
+
+
+def _solve(
+    solver: Any, j: npt.NDArray[np.int32], maximise: bool, deadline: float, tol: float
+) -> tuple[float, BoolArray]:
+    """The min (or max) of the sum of the model's columns ``j``, and which rows carry a
+    non-zero dual (beyond ``tol``) at the optimum. ±inf when unbounded, NaN when HiGHS failed
+    or the ``deadline`` (a ``time.monotonic()`` value) passed."""
+    no_duals = np.zeros(solver.getNumRow(), dtype=bool)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return np.nan, no_duals
+    # HiGHS compares its limit with the model's run time summed over every run
+    solver.setOptionValue("time_limit", float(min(solver.getRunTime() + left, 1e30)))
+    solver.changeColsCost(j.shape[0], j, np.full(j.shape[0], -1.0 if maximise else 1.0))
+    solver.run()
+    status = solver.getModelStatus()
+    if status not in _SETTLED and status != highspy.HighsModelStatus.kTimeLimit:
+        solver.clearSolver()  # a warm start gone wrong: once more from scratch
+        solver.run()
+        status = solver.getModelStatus()
+    solution = solver.getSolution()
+    solver.changeColsCost(j.shape[0], j, np.zeros(j.shape[0]))
+    if status != highspy.HighsModelStatus.kOptimal:
+        solver.clearSolver()  # leave no odd basis to the next target
+        # the truth is feasible, so "unbounded or infeasible" means unbounded
+        value = (np.inf if maximise else -np.inf) if status in _SETTLED else np.nan
+        return value, no_duals
+    value = float(np.asarray(solution.col_value, dtype=np.float64)[j].sum())
+    return value, np.abs(np.asarray(solution.row_dual, dtype=np.float64)) > tol
+
+
+def _local_point(
+    pattern: sparse.csr_matrix,
+    rows: IntArray,
+    box: _RowBox,
+    variables: IntArray,
+    tol: float,
+    deadline: float,
+) -> Interval | None:
+    """The interval of the sum of ``variables`` under only the given rows (``pattern``, the
+    rows numbered ``rows`` in ``box``), when it is a single point; None otherwise. Fewer rows
+    only widen an interval, so such a point is the exact answer under every row."""
+    if rows.shape[0] == 0:
+        return None
+    cols = np.union1d(pattern.indices, variables)
+    solver = highs_model(
+        pattern[:, cols].tocsc(),
+        box.lower[cols],
+        box.upper[cols],
+        box.row_lo[rows],
+        box.row_hi[rows],
+    )
+    j = np.searchsorted(cols, variables).astype(np.int32)
+    lo, low_duals = _solve(solver, j, False, deadline, tol)
+    hi, high_duals = _solve(solver, j, True, deadline, tol)
+    if not hi - lo <= tol:  # NaN (no answer) is no point either
+        return None
+    return Interval(lo, hi, np.unique(rows[low_duals | high_duals]).astype(np.int64))
+
+
+_SETTLED = (
+    highspy.HighsModelStatus.kOptimal,
+    highspy.HighsModelStatus.kUnbounded,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible,
+)
+
+
 def attacker_interval(
     pattern: sparse.csr_matrix,
     values: FloatArray,
@@ -94,35 +305,10 @@ def attacker_interval(
     """Min and max of row ``target`` of ``pattern @ x`` (a 0/1 matrix) subject to
     ``pattern[published] @ x = values[published]`` and ``lower ≤ x ≤ upper``. With ``labels``
     (from :func:`components`) only the components holding the target's entities enter the
-    LP (exact, see the module's docstring); without, the full LP."""
-    if pattern[target].nnz == 0:  # a cell without contributors is known to be empty
-        return Interval(0.0, 0.0, np.zeros(0, dtype=np.int64))
-    pub_rows = np.flatnonzero(published)
-    if labels is None:
-        cols, rows = np.arange(pattern.shape[1]), pub_rows
-    else:
-        wanted = np.unique(labels[pattern[target].indices])
-        cols = np.flatnonzero(np.isin(labels, wanted))
-        sizes = np.diff(pattern.indptr)[pub_rows]
-        first = pattern.indices[pattern.indptr[pub_rows[sizes > 0]]]
-        rows = pub_rows[sizes > 0][np.isin(labels[first], wanted)]
-    cost = np.asarray(pattern[target][:, cols].todense(), dtype=np.float64).ravel()
-    a_eq = pattern[rows][:, cols].tocsr() if rows.shape[0] else None
-    b_eq = values[rows] if rows.shape[0] else None
-    bounds = np.column_stack([lower[cols], upper[cols]])
-    tol = LP_TOL * max(1.0, float(np.abs(values).max(initial=0.0)))
-    ends, binding = [], np.zeros(rows.shape[0], dtype=bool)
-    for sign in (1.0, -1.0):
-        result = linprog(sign * cost, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-        if result.status == 3:  # unbounded: only an infinite a-priori bound allows it
-            ends.append(-sign * np.inf)
-        elif result.status != 0:
-            ends.append(np.nan)
-        else:
-            ends.append(sign * float(result.fun))
-            if rows.shape[0]:
-                binding |= np.abs(np.asarray(result.eqlin.marginals)) > tol
-    return Interval(ends[0], ends[1], rows[binding].astype(np.int64))
+    LP (exact, see the module's docstring); without, the full LP. To ask about many targets,
+    build one :class:`ComponentLPs` and keep it."""
+    lps = ComponentLPs(pattern, published, values, values, lower, upper, labels)
+    return lps.interval(target)
 
 
 def merge_atoms(
@@ -144,10 +330,7 @@ def merge_atoms(
     np.add.at(keys, column, weights[by_entity.indices])
     _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     atom = inverse.ravel()
-    ones = sparse.csc_matrix(
-        (np.ones(len(by_entity.indices)), by_entity.indices, by_entity.indptr), by_entity.shape
-    )
-    if (ones - ones[:, first[atom]]).count_nonzero():  # a hash collision: never seen; be exact
+    if _collided(by_entity, first[atom]):  # never seen; be exact all the same
         raise RuntimeError("entity patterns collided in merge_atoms")
     low = np.zeros(len(first))
     high = np.zeros(len(first))
@@ -156,57 +339,145 @@ def merge_atoms(
     return by_entity[:, first].tocsr(), low, high
 
 
+def _collided(by_entity: sparse.csc_matrix, representative: IntArray) -> bool:
+    """Whether some column's rows differ from those of its atom's representative (indices
+    sorted), compared entry by entry in one pass over the entries."""
+    starts, counts = by_entity.indptr[:-1], np.diff(by_entity.indptr)
+    if (counts[representative] != counts).any():
+        return True
+    within = np.arange(by_entity.indices.shape[0]) - np.repeat(starts, counts)
+    twin = np.repeat(starts[representative], counts) + within
+    return bool((by_entity.indices != by_entity.indices[twin]).any())
+
+
 def lp_findings(
-    released: Aggregates | None,
+    released: Aggregates | IndexedRows | None,
     new: Aggregates,
     hidden: npt.ArrayLike,
     upl: npt.ArrayLike,
     lpl: npt.ArrayLike,
     spl: npt.ArrayLike = 0.0,
     bounds: Mapping[Quantity, tuple[float, float]] | None = None,
+    released_slack: npt.ArrayLike = 0.0,
+    new_slack: npt.ArrayLike = 0.0,
+    released_shown: npt.ArrayLike | None = None,
+    new_shown: npt.ArrayLike | None = None,
+    time_limit: float | None = None,
 ) -> tuple[LPFinding, ...]:
     """Every hidden cell of ``new`` (a mask or row indices) whose attacker interval [lo, hi]
     fails hi ≥ a + UPL, lo ≤ a − LPL, hi − lo ≥ SPL or is a single point (the protection
     audit's rule). Levels are scalars or one value per row of ``new``. ``bounds`` overrides the
-    a-priori bounds of each entity's value per quantity. Raises InputError when an entity
-    contributes different totals to rows of one sum (the one-value-per-entity model fails)."""
-    ledger = new if released is None else stack([released, new])
-    offset = ledger.n_rows - new.n_rows
+    a-priori bounds of each entity's value per quantity.
+
+    Each hidden cell first gets a local LP over the small rows touching its entities; only the
+    cells it does not pin build the atoms, components and component LPs of the whole ledger.
+    Pass the released rows indexed (:func:`index_rows`, once per release) so that a cell the
+    local LP pins costs work in its neighbourhood only, not in the size of the ledger.
+
+    A published row is known within [shown − slack, shown + slack]: ``*_shown`` is the value
+    published (default: the exact one) and ``*_slack`` a half-width, 0 for an exact row (a
+    scalar or one per row of ``released`` / ``new``). A count rounded to base b (to the
+    nearest, ties up) is ``shown = r − 0.5``, ``slack = b/2 − 0.5`` for the published r.
+
+    ``time_limit`` bounds the audit's wall seconds, from this call: once spent, no LP is
+    started and the cells not yet audited get NaN bounds, so they are findings (not shown to
+    be protected).
+
+    Raises InputError when an entity contributes different totals to rows of one sum (the
+    one-value-per-entity model fails), or a row's interval leaves out its true value."""
+    if time_limit is not None and not time_limit >= 0:
+        raise InputError("the time limit must be a non-negative number of seconds")
+    deadline = np.inf if time_limit is None else time.monotonic() + time_limit
+    indexed = [index_rows(new)]
+    if released is not None:
+        indexed.insert(0, released if isinstance(released, IndexedRows) else index_rows(released))
+    parts = [group.aggregates for group in indexed]
+    offset = sum(part.n_rows for part in parts[:-1])
+    n_rows, n_entities = offset + new.n_rows, max(part.n_entities for part in parts)
     hidden_mask = as_mask(hidden, new.n_rows, "hidden")
     levels = [
         per_cell(level, new.n_rows, name)
         for level, name in ((upl, "upl"), (lpl, "lpl"), (spl, "spl"))
     ]
-    published = np.ones(ledger.n_rows, dtype=bool)
+    published = np.ones(n_rows, dtype=bool)
     published[offset:][hidden_mask] = False
-    weights = ledger.weights.tocsr()
-    values = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()
+    values = np.concatenate([np.asarray(p.weights.sum(axis=1)).ravel() for p in parts])
+    sizes = np.concatenate([group.size for group in indexed])
+    row_lo, row_hi = _row_ranges(
+        values, offset, (released_slack, new_slack), (released_shown, new_shown)
+    )
+    stacked: Aggregates | None = None  # the whole ledger, built only when needed
+    if any(q.is_ratio for part in parts for q in part.quantities):
+        # a mean or percentage whose denominator is published is its numerator; one whose
+        # denominator is not stays a ratio, which constrains no sum or count
+        stacked = resolve_ratios(stack(parts), known=published)
+        quantities, quantity_of = list(stacked.quantities), stacked.quantity_of
+    else:
+        quantities = sorted({q for part in parts for q in part.quantities})
+        quantity_of = np.concatenate(
+            [np.asarray([quantities.index(q) for q in p.quantities])[p.quantity_of] for p in parts]
+        )
+    neighbourhood = _Neighbourhood(indexed, n_entities)
+
+    def ref(row: int) -> CellRef:
+        return parts[0].ref(row) if row < offset else new.ref(row - offset)
+
     findings: list[LPFinding] = []
-    for code, quantity in enumerate(ledger.quantities):
-        in_quantity = ledger.quantity_of == code
+    for code, quantity in enumerate(quantities):
+        in_quantity = quantity_of == code
         targets = np.flatnonzero(in_quantity[offset:] & hidden_mask)
-        if not targets.shape[0]:
+        if not targets.shape[0] or quantity.is_ratio:
             continue
         rows = np.flatnonzero(in_quantity)
-        sub = weights[rows]
-        _check_one_value_per_entity(sub, quantity)
-        pattern = sparse.csr_matrix(
-            (np.ones(sub.nnz), sub.indices, sub.indptr), shape=sub.shape, dtype=np.float64
-        )
-        lower, upper = _bounds(quantity, values[rows], sub.shape[1], bounds)
-        # atoms over all rows of the quantity (hidden ones too) refine those of any sub-LP,
-        # so one merge serves every target
-        pattern, lower, upper = merge_atoms(pattern, lower, upper)
-        sub_published = published[rows]
-        labels = components(pattern, sub_published)
-        position = {int(r): i for i, r in enumerate(rows)}
+        if quantity.kind is Kind.SUM:  # the check reads every entry of the quantity
+            stacked = stacked or stack(parts)
+            _check_one_value_per_entity(stacked.weights[rows], quantity)
+        lower, upper = _bounds(quantity, values[rows], n_entities, bounds)
+        box = _RowBox(row_lo, row_hi, lower, upper)
         tol = LP_TOL * max(1.0, float(np.abs(values[rows]).max(initial=0.0)))
+        usable = published & in_quantity
+        found: dict[int, Interval | None] = {}
         for t in targets.tolist():
-            local = position[offset + t]
-            found = attacker_interval(
-                pattern, values[rows], sub_published, local, lower, upper, labels
+            entities = new.weights.indices[new.weights.indptr[t] : new.weights.indptr[t + 1]]
+            if entities.shape[0] == 0:  # a cell without contributors is known to be empty
+                found[t] = Interval(0.0, 0.0, np.zeros(0, dtype=np.int64))
+                continue
+            touching = neighbourhood.rows(entities)
+            cap = max(LOCAL_ROW_SIZE, 4 * entities.shape[0])
+            near = touching[usable[touching] & (sizes[touching] <= cap)]
+            found[t] = _local_point(
+                neighbourhood.pattern(near), near, box, entities.astype(np.int64), tol, deadline
             )
-            a, lo, hi = float(values[offset + t]), found.lo, found.hi
+        open_targets = [t for t, interval in found.items() if interval is None]
+        if open_targets:
+            stacked = stacked or stack(parts)
+            sub = stacked.weights[rows]
+            pattern = sparse.csr_matrix(
+                (np.ones(sub.nnz), sub.indices, sub.indptr), shape=sub.shape, dtype=np.float64
+            )
+            # atoms over all rows of the quantity (hidden ones too) refine those of any
+            # sub-LP, so one merge serves every target
+            pattern, atom_lower, atom_upper = merge_atoms(pattern, lower, upper)
+            sub_published = published[rows]
+            lps = ComponentLPs(
+                pattern,
+                sub_published,
+                row_lo[rows],
+                row_hi[rows],
+                atom_lower,
+                atom_upper,
+                components(pattern, sub_published),
+                deadline,
+            )
+            local = np.searchsorted(rows, offset + np.asarray(open_targets))
+            for t, interval in zip(
+                open_targets, lps.intervals(local.tolist(), local=False), strict=True
+            ):
+                found[t] = Interval(interval.lo, interval.hi, rows[interval.binding])
+        for t in targets.tolist():
+            answer = found[t]
+            assert answer is not None
+            a, lo, hi = float(values[offset + t]), answer.lo, answer.hi
             up, down, width = (float(level[t]) for level in levels)
             with np.errstate(invalid="ignore"):
                 ok = (hi >= a + up - tol) and (lo <= a - down + tol)
@@ -214,14 +485,68 @@ def lp_findings(
             if not ok:
                 findings.append(
                     LPFinding(
-                        cell=ledger.ref(offset + t),
+                        cell=ref(offset + t),
                         value=a,
                         lo=lo,
                         hi=hi,
-                        binding=tuple(ledger.ref(int(rows[r])) for r in found.binding),
+                        binding=tuple(ref(int(b)) for b in answer.binding),
                     )
                 )
     return tuple(findings)
+
+
+class _Neighbourhood:
+    """The published rows around some entities, read from the parts' entity-major indexes
+    (rows numbered through the parts in order) without stacking the ledger."""
+
+    def __init__(self, indexed: Sequence[IndexedRows], n_entities: int) -> None:
+        self.indexed = indexed
+        self.n_entities = n_entities
+        self.starts = np.cumsum([0] + [group.aggregates.n_rows for group in indexed])
+
+    def rows(self, entities: npt.NDArray[np.integer[Any]]) -> IntArray:
+        """Every row any of ``entities`` contributes to."""
+        found = []
+        for group, start in zip(self.indexed, self.starts, strict=False):
+            inside = entities[entities < group.by_entity.shape[0]]
+            found.append(group.by_entity[inside].indices.astype(np.int64) + start)
+        return np.unique(np.concatenate(found))
+
+    def pattern(self, rows: IntArray) -> sparse.csr_matrix:
+        """The 0/1 pattern of ``rows`` (sorted) over every entity."""
+        blocks = []
+        for group, start, stop in zip(self.indexed, self.starts, self.starts[1:], strict=False):
+            inside = rows[(rows >= start) & (rows < stop)] - start
+            blocks.append(widen(group.aggregates.weights[inside], self.n_entities))
+        stacked = sparse.vstack(blocks, format="csr")
+        return sparse.csr_matrix(
+            (np.ones(stacked.nnz), stacked.indices, stacked.indptr), shape=stacked.shape
+        )
+
+
+def _row_ranges(
+    values: FloatArray,
+    offset: int,
+    slacks: tuple[npt.ArrayLike, npt.ArrayLike],
+    shown: tuple[npt.ArrayLike | None, npt.ArrayLike | None],
+) -> tuple[FloatArray, FloatArray]:
+    """Per ledger row, the interval [lo, hi] the attacker knows its sum lies in."""
+    parts = ((slice(0, offset), "released"), (slice(offset, values.shape[0]), "new"))
+    centre, slack = values.copy(), np.zeros_like(values)
+    for (part, name), half, given in zip(parts, slacks, shown, strict=True):
+        n = part.stop - part.start
+        if n == 0:
+            continue
+        slack[part] = per_cell(half, n, f"{name}_slack")
+        if given is not None:
+            centre[part] = per_cell(given, n, f"{name}_shown")
+    if np.isnan(slack).any() or (slack < 0).any() or np.isnan(centre).any():
+        raise InputError("a row's slack must be a non-negative number and its value given")
+    lo, hi = centre - slack, centre + slack
+    tol = LP_TOL * max(1.0, float(np.abs(values).max(initial=0.0)))
+    if ((values < lo - tol) | (values > hi + tol)).any():
+        raise InputError("a published value and its slack leave out the row's true value")
+    return lo, hi
 
 
 def _bounds(

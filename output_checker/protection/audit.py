@@ -96,6 +96,34 @@ class Bound:
     ok: bool
 
 
+def highs_model(
+    matrix: sp.csc_matrix,
+    lower: FloatArray,
+    upper: FloatArray,
+    row_lo: FloatArray,
+    row_hi: FloatArray,
+) -> Any:
+    """A HiGHS model of ``row_lo ≤ matrix @ x ≤ row_hi``, ``lower ≤ x ≤ upper``, zero cost."""
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = matrix.shape[1], matrix.shape[0]
+    lp.col_cost_ = np.zeros(matrix.shape[1])
+    lp.col_lower_, lp.col_upper_ = lower, upper
+    lp.row_lower_, lp.row_upper_ = row_lo, row_hi
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
+    # The bare class: highspy.Highs() prints a banner and installs Python callbacks. After a
+    # cost change the old basis is still primal feasible: primal simplex needs a few pivots
+    # from it, dual simplex would start over.
+    solver = highspy._Highs()  # type: ignore[attr-defined]
+    solver.setOptionValue("output_flag", False)
+    solver.setOptionValue("simplex_strategy", 4)
+    solver.passModel(lp)
+    return solver
+
+
 class AttackerLP:
     """The attacker's LPs for one pattern: free cells within [L0, U0], known and published
     cells fixed. The equality system is built once; requests differ only in the objective."""
@@ -198,23 +226,8 @@ class AttackerLP:
         solver = self._models.get(block)
         if solver is None:
             cols, rows, a_eq = self._block_parts[block]
-            lp = highspy.HighsLp()
-            lp.num_col_, lp.num_row_ = cols.shape[0], rows.shape[0]
-            lp.col_cost_ = np.zeros(cols.shape[0])
-            lp.col_lower_, lp.col_upper_ = self.bounds[cols, 0], self.bounds[cols, 1]
-            lp.row_lower_ = lp.row_upper_ = self.b_eq[rows]
-            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-            lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
-            lp.a_matrix_.start_ = a_eq.indptr
-            lp.a_matrix_.index_ = a_eq.indices
-            lp.a_matrix_.value_ = a_eq.data
-            # The bare class: highspy.Highs() prints a banner and installs Python callbacks.
-            solver = highspy._Highs()  # type: ignore[attr-defined]
-            solver.setOptionValue("output_flag", False)
-            # After a cost change the old basis is still primal feasible: primal simplex
-            # needs a few pivots from it, dual simplex would start over.
-            solver.setOptionValue("simplex_strategy", 4)
-            solver.passModel(lp)
+            b_eq = self.b_eq[rows]
+            solver = highs_model(a_eq, self.bounds[cols, 0], self.bounds[cols, 1], b_eq, b_eq)
             self._models[block] = solver
         return solver
 

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
+from scipy.optimize import linprog
 
 from output_checker.errors import InputError
 from output_checker.ledger import (
+    COUNT,
+    Aggregates,
     Kind,
+    LPFinding,
+    Quantity,
+    TableDefinition,
     attacker_interval,
     components,
+    index_rows,
     lp_findings,
     merge_atoms,
     stack,
+    table_aggregates,
 )
+from output_checker.ledger.lp_audit import ComponentLPs, _collided
 
 from .helpers import clients, table
 
@@ -129,7 +139,7 @@ def test_reduced_lp_matches_the_full_lp_on_random_instances() -> None:
 
 def test_entity_with_different_totals_in_one_sum_is_refused() -> None:
     frame = clients([10, 11, 12])
-    frame = frame._append(frame.iloc[[0]].assign(age=11), ignore_index=True)
+    frame = pd.concat([frame, frame.iloc[[0]].assign(age=11)], ignore_index=True)
     n = 3
     new = table("income-by-age", frame, ["age"], n_entities=n, margins=True, values="income")
     with pytest.raises(InputError, match="one value per entity"):
@@ -150,3 +160,206 @@ def test_bad_inputs_are_refused_with_one_line_errors() -> None:
         lp_findings(None, negative, [0], upl=1.0, lpl=1.0)
     # with bounds given, the negative sum is audited: alone in its table, the cell is free
     assert lp_findings(None, negative, [0], upl=1.0, lpl=1.0, bounds={quantity: (-5e3, 0.0)}) == ()
+
+
+def _random_release(
+    rng: np.random.Generator, name: str, x: np.ndarray, with_sums: bool
+) -> Aggregates:
+    """A random one- or two-way table with or without margins, over a random subset of the
+    entities (one record each), as counts and, if asked, sums of ``x``."""
+    n = x.shape[0]
+    members = np.flatnonzero(rng.random(n) < 0.7)
+    n_vars = int(rng.integers(1, 3))
+    sizes = [int(rng.integers(2, 4)) for _ in range(n_vars)]
+    definition = TableDefinition(
+        name,
+        tuple(f"v{d}" for d in range(n_vars)),
+        tuple(tuple(range(s)) for s in sizes),
+        n_index=1,
+        margins=bool(rng.random() < 0.5),
+    )
+    codes = [rng.integers(0, s, members.shape[0]) for s in sizes]
+    parts = [table_aggregates(definition, members, codes, n)]
+    if with_sums:
+        parts.append(table_aggregates(definition, members, codes, n, x[members], "x"))
+    return stack(parts)
+
+
+def _linprog_interval(
+    weights: sparse.csr_matrix,
+    published: np.ndarray,
+    row_lo: np.ndarray,
+    row_hi: np.ndarray,
+    target: int,
+    bounds: tuple[float, float],
+) -> tuple[float, float]:
+    """The attacker's interval from scipy's linprog over every entity and every published row
+    of the quantity: no atoms, no components, no warm start."""
+    # contributors by position: an entity contributing 0 to a sum is still one
+    pattern = sparse.csr_matrix(
+        (np.ones(weights.nnz), weights.indices, weights.indptr), shape=weights.shape
+    )
+    cost = pattern[target].toarray().ravel()
+    exact = published & (row_lo == row_hi)
+    ranged = published & (row_lo < row_hi)
+    a_ub = sparse.vstack([pattern[ranged], -pattern[ranged]]).tocsr()
+    b_ub = np.concatenate([row_hi[ranged], -row_lo[ranged]])
+    ends = []
+    for sign in (1.0, -1.0):
+        result = linprog(
+            sign * cost,
+            A_ub=a_ub if ranged.any() else None,
+            b_ub=b_ub if ranged.any() else None,
+            A_eq=pattern[exact] if exact.any() else None,
+            b_eq=row_lo[exact] if exact.any() else None,
+            bounds=bounds,
+            method="highs",
+        )
+        assert result.status in (0, 3)
+        ends.append(-sign * np.inf if result.status == 3 else sign * float(result.fun))
+    return ends[0], ends[1]
+
+
+def test_lp_findings_match_linprog_on_random_rounded_instances() -> None:
+    rng = np.random.default_rng(5)
+    compared = pinned = ranged = 0
+    for instance in range(25):
+        n = int(rng.integers(4, 12))
+        x = rng.integers(0, 8, n).astype(np.float64)
+        released = stack(
+            [_random_release(rng, f"r{k}", x, k == 0) for k in range(int(rng.integers(1, 4)))]
+        )
+        new = _random_release(rng, "new", x, True)
+        hidden = rng.random(new.n_rows) < 0.4
+        hidden[int(rng.integers(new.n_rows))] = True
+        # some rows published rounded: shown anywhere in [truth - slack, truth + slack]
+        ledger = stack([released, new])
+        truth = np.asarray(ledger.weights.sum(axis=1)).ravel()
+        slack = np.where(rng.random(ledger.n_rows) < 0.3, rng.integers(1, 4, ledger.n_rows), 0.0)
+        shown = truth + slack * rng.uniform(-1, 1, ledger.n_rows)
+        bounds = {COUNT: (0.0, np.inf), Quantity(Kind.SUM, "x"): (0.0, 9.0)}
+        # protection levels nobody meets, so every hidden cell is reported with its interval
+        findings = lp_findings(
+            index_rows(released) if instance % 2 else released,  # indexed once per release
+            new,
+            hidden,
+            upl=1e9,
+            lpl=1e9,
+            bounds=bounds,
+            released_slack=slack[: released.n_rows],
+            new_slack=slack[released.n_rows :],
+            released_shown=shown[: released.n_rows],
+            new_shown=shown[released.n_rows :],
+        )
+        found = {f.cell: (f.lo, f.hi) for f in findings}
+        assert len(found) == int(hidden.sum())
+        published = np.ones(ledger.n_rows, dtype=bool)
+        published[released.n_rows :] = ~hidden
+        for t in np.flatnonzero(hidden).tolist():
+            row = released.n_rows + t
+            quantity = ledger.quantities[ledger.quantity_of[row]]
+            same = ledger.quantity_of == ledger.quantity_of[row]
+            local = int(same[:row].sum())
+            expected = _linprog_interval(
+                ledger.weights[np.flatnonzero(same)],
+                published[same],
+                (shown - slack)[same],
+                (shown + slack)[same],
+                local,
+                bounds[quantity],
+            )
+            if ledger.weights[row].nnz == 0:
+                expected = (0.0, 0.0)
+            assert found[ledger.ref(row)] == pytest.approx(expected, abs=1e-6)
+            compared += 1
+            pinned += expected[1] - expected[0] < 1e-6
+        ranged += int((slack > 0).sum())
+    assert compared > 100
+    assert pinned > 5 and ranged > 50  # both pinned cells and interval rows were exercised
+
+
+def test_rounding_the_released_total_to_base_10_unpins_the_cell() -> None:
+    frame = clients(_ages())
+    n = len(frame)
+    earlier = table("all-clients", frame, ["everyone"], n_entities=n)
+    new = table("by-age", frame, ["age"], n_entities=n)
+    keys = [new.ref(r).key for r in range(new.n_rows)]
+    hidden = _hidden(keys, {(16,)})
+    (exact,) = lp_findings(earlier, new, hidden, upl=1.0, lpl=1.0)
+    assert (exact.lo, exact.hi) == pytest.approx((1.0, 1.0))
+
+    # 33 published as 30 (base 10, to the nearest): the truth lies in 25..34
+    def audit(upl: float, lpl: float) -> tuple[LPFinding, ...]:
+        return lp_findings(earlier, new, hidden, upl, lpl, released_shown=29.5, released_slack=4.5)
+
+    assert audit(1.0, 1.0) == ()
+    # the attacker's interval is now 25 - 32 .. 34 - 32, cut at 0 below
+    (wide,) = audit(9.0, 0.0)
+    assert (wide.lo, wide.hi) == pytest.approx((0.0, 2.0))
+    # rounding the new table's other cells frees it too, with the total exact
+    shown = new.weights.sum(axis=1).A.ravel()
+    assert lp_findings(earlier, new, hidden, upl=1.0, lpl=1.0, new_slack=2.0, new_shown=shown) == ()
+
+
+def test_a_rounded_value_that_excludes_the_truth_is_refused() -> None:
+    frame = clients(_ages())
+    n = len(frame)
+    earlier = table("all-clients", frame, ["everyone"], n_entities=n)
+    new = table("by-age", frame, ["age"], n_entities=n)
+    with pytest.raises(InputError, match="true value"):
+        lp_findings(earlier, new, [0], upl=1.0, lpl=1.0, released_shown=40.0, released_slack=5.0)
+    with pytest.raises(InputError, match="slack"):
+        lp_findings(earlier, new, [0], upl=1.0, lpl=1.0, new_slack=-1.0)
+    with pytest.raises(InputError, match="released_slack"):
+        lp_findings(earlier, new, [0], upl=1.0, lpl=1.0, released_slack=[1.0, 2.0])
+
+
+def test_cells_left_when_time_runs_out_are_findings() -> None:
+    frame = clients(_ages())
+    n = len(frame)
+    earlier = table("all-clients", frame, ["everyone"], n_entities=n)
+    new = table("by-age", frame, ["age"], n_entities=n)
+    keys = [new.ref(r).key for r in range(new.n_rows)]
+    hidden = _hidden(keys, {(16,), (17,)})
+    assert lp_findings(earlier, new, hidden, upl=1.0, lpl=1.0, time_limit=60.0) == ()
+    late = lp_findings(earlier, new, hidden, upl=1.0, lpl=1.0, time_limit=0.0)
+    assert {f.cell.key for f in late} == {(16,), (17,)}
+    assert all(np.isnan(f.lo) and np.isnan(f.hi) for f in late)
+    with pytest.raises(InputError, match="time limit"):
+        lp_findings(earlier, new, hidden, upl=1.0, lpl=1.0, time_limit=-1.0)
+
+
+def test_a_cell_pinned_by_small_rows_skips_its_large_component() -> None:
+    # a chain of two-entity rows ties 300 entities into one component; the target {0} is
+    # pinned by the published {0} alone, so only its local LP is solved
+    n = 300
+    dense = np.zeros((n + 1, n))
+    dense[[0, 1], 0] = 1.0  # the hidden target {0} and a published twin
+    links = np.arange(n - 1)
+    dense[links + 2, links] = dense[links + 2, links + 1] = 1.0
+    pattern = sparse.csr_matrix(dense)
+    values = pattern @ np.full(n, 2.0)
+    published = np.ones(n + 1, dtype=bool)
+    published[0] = False
+    labels = components(pattern, published)
+    assert labels.max() == 0  # one component of every entity
+    lps = ComponentLPs(pattern, published, values, values, np.zeros(n), np.full(n, 9.0), labels)
+    found = lps.interval(0)
+    assert (found.lo, found.hi) == pytest.approx((2.0, 2.0))
+    assert found.binding.tolist() == [1]
+    assert lps._models == {}  # the component's model was never built
+    # without the pinning row, the component LP answers: x0 ranges over [0, 4]
+    published[1] = False
+    loose = ComponentLPs(pattern, published, values, values, np.zeros(n), np.full(n, 9.0))
+    assert (loose.interval(0).lo, loose.interval(0).hi) == pytest.approx((0.0, 4.0))
+    assert len(loose._models) == 1
+
+
+def test_merge_atoms_would_notice_a_hash_collision() -> None:
+    by_entity = sparse.csc_matrix(np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]], dtype=np.float64))
+    by_entity.sort_indices()
+    assert not _collided(by_entity, np.array([0, 1, 2]))
+    assert _collided(by_entity, np.array([0, 0, 2]))  # columns 0 and 1 differ
+    assert _collided(
+        sparse.csc_matrix(np.eye(2)[:, [0, 0]] + np.eye(2)[:, [0, 1]]), np.zeros(2, int)
+    )

@@ -172,17 +172,18 @@ def test_two_means_over_nearly_equal_populations_are_not_subtracted() -> None:
     assert means_found == {("north",), ("south",)}
 
 
-def test_a_mean_and_a_count_pin_a_hidden_sum_in_the_lp_audit() -> None:
+@pytest.mark.parametrize("resolved_by_caller", [True, False])
+def test_a_mean_and_a_count_pin_a_hidden_sum_in_the_lp_audit(resolved_by_caller: bool) -> None:
     frame = _region_clients()
     n = len(frame)
-    released = resolve_ratios(
-        stack(
-            [
-                table("count-by-region", frame, ["region"], n_entities=n),
-                mean_table("mean-by-region", frame, ["region"], n),
-            ]
-        )
+    released = stack(
+        [
+            table("count-by-region", frame, ["region"], n_entities=n),
+            mean_table("mean-by-region", frame, ["region"], n),
+        ]
     )
+    if resolved_by_caller:
+        released = resolve_ratios(released)
     new = table("income-by-region-age", frame, ["region", "age"], n_entities=n, values="income")
     keys = [new.ref(r).key for r in range(new.n_rows)]
     hidden = [keys.index(("north", 16))]
@@ -191,6 +192,16 @@ def test_a_mean_and_a_count_pin_a_hidden_sum_in_the_lp_audit() -> None:
     assert (finding.lo, finding.hi) == pytest.approx((truth, truth))
     assert finding.earlier_outputs == ("mean-by-region",)
     assert MEAN_INCOME in {ref.quantity for ref in finding.binding}
+
+
+def test_a_mean_without_its_count_pins_nothing_in_the_lp_audit() -> None:
+    frame = _region_clients()
+    n = len(frame)
+    released = mean_table("mean-by-region", frame, ["region"], n)
+    new = table("income-by-region-age", frame, ["region", "age"], n_entities=n, values="income")
+    keys = [new.ref(r).key for r in range(new.n_rows)]
+    hidden = [keys.index(("north", 16))]
+    assert lp_findings(released, new, hidden, upl=1.0, lpl=1.0) == ()
     assert lp_findings(None, new, hidden, upl=1.0, lpl=1.0) == ()
 
 
