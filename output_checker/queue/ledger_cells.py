@@ -47,6 +47,9 @@ BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 
 THIS_OUTPUT = ""  # the output label of the cells under audit
+# Seconds the LP audit may take before the cells it has not audited count as findings (not
+# shown to be protected): an intake never hangs on a ledger too large to solve in time.
+LP_TIME_LIMIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,12 @@ def _shown_position(
     return np.asarray(position, dtype=np.intp)
 
 
-def audit(released: Sequence[OutputCells], new: OutputCells, threshold: int) -> LedgerAudit:
+def audit(
+    released: Sequence[OutputCells],
+    new: OutputCells,
+    threshold: int,
+    time_limit: float | None = LP_TIME_LIMIT,
+) -> LedgerAudit:
     """The new output's cells against every released output's, as one system over the union
     of their entities: the exact differencing check, and the LP audit of its hidden cells."""
     parts = [*released, new]
@@ -196,7 +204,7 @@ def audit(released: Sequence[OutputCells], new: OutputCells, threshold: int) -> 
     published = [cells.take(~part.hidden) for cells, part in zip(on_union, parts, strict=True)]
     earlier = stack(published[:-1]) if released else None
     exact = differencing_findings(earlier, published[-1], threshold)
-    lp = _lp_audit(parts, on_union, published)
+    lp = _lp_audit(parts, on_union, published, time_limit)
     offered: tuple[Mitigation, ...] = ()
     records = new.records
     if exact and records is not None:
@@ -216,7 +224,10 @@ def audit(released: Sequence[OutputCells], new: OutputCells, threshold: int) -> 
 
 
 def _lp_audit(
-    parts: Sequence[OutputCells], on_union: Sequence[Aggregates], published: Sequence[Aggregates]
+    parts: Sequence[OutputCells],
+    on_union: Sequence[Aggregates],
+    published: Sequence[Aggregates],
+    time_limit: float | None,
 ) -> tuple[LPFinding, ...]:
     """The LP audit of every hidden cell the new output (the last part) can expose: its own,
     and those released before whose component (entities linked through published cells)
@@ -242,7 +253,7 @@ def _lp_audit(
     if not target_mask.any():
         return ()
     level = np.concatenate(levels)
-    return lp_findings(None, stack(kept), target_mask, level, level)
+    return lp_findings(None, stack(kept), target_mask, level, level, time_limit=time_limit)
 
 
 def _on_columns(aggregates: Aggregates, columns: npt.NDArray[np.intp], width: int) -> Aggregates:
@@ -253,6 +264,10 @@ def _on_columns(aggregates: Aggregates, columns: npt.NDArray[np.intp], width: in
     )
     moved.sort_indices()
     return replace(aggregates, weights=moved)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _cell(ref: CellRef) -> dict[str, Any]:
@@ -287,7 +302,9 @@ def report(
     lp = [
         {
             "cell": _cell(finding.cell) | {"output": where(finding.cell.output)},
-            "interval": [finding.lo, finding.hi],
+            # None: the audit ran out of time, or the attacker's bound is infinite
+            "interval": [_finite(finding.lo), _finite(finding.hi)],
+            "timed_out": bool(np.isnan(finding.lo) or np.isnan(finding.hi)),
             "earlier": [where(label) for label in finding.earlier_outputs],
         }
         for finding in result.lp

@@ -5,6 +5,8 @@ and no two published cells differ by between 1 and T-1 entities."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +14,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from output_checker.ledger import TableDefinition, stack, table_aggregates
-from output_checker.queue.ledger_cells import OutputCells, audit
+from output_checker.queue.ledger_cells import OutputCells, audit, report
 
 T = 3
 PEOPLE = 14
@@ -90,3 +92,14 @@ def test_what_the_ledger_passes_stays_protected(history: tuple[np.ndarray, list[
     size = np.diff(shown.indptr)
     differ = size[:, None] + size[None, :] - 2 * common
     assert not ((common > 0) & (differ > 0) & (differ < T)).any()
+
+
+def test_cells_not_audited_in_time_are_findings_and_stored_as_json() -> None:
+    """Fail closed: with no time for the LP, a hidden cell is not shown to be protected."""
+    people = np.asarray([(age % 6, age % 2) for age in range(PEOPLE)])
+    cells = _cells(people, (0, 5, 1, [0, 1]))  # both sexes hidden, their total shown
+    findings = report(audit([], cells, T, time_limit=0.0), T, {}, 0)["lp"]
+    assert len(findings) == 2
+    assert all(f["timed_out"] and f["interval"] == [None, None] for f in findings)
+    json.dumps(findings, allow_nan=False)
+    assert audit([], cells, T).lp == ()  # with time, the same cells are protected
