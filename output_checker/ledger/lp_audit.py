@@ -210,9 +210,12 @@ class ComponentLPs:
             return Interval(0.0, 0.0, np.zeros(0, dtype=np.int64))
         cap = max(LOCAL_ROW_SIZE, 4 * variables.shape[0])
         touching = self._by_variable[:, variables].indices
-        rows = np.unique(touching[self._live[touching] & (self._sizes[touching] <= cap)])
+        live = np.unique(touching[self._live[touching]])
+        small = self._sizes[live] <= cap
+        rows, large = live[small], live[~small]
         box = _RowBox(self.row_lo, self.row_hi, self.lower, self.upper)
-        return _local_point(self.pattern[rows], rows, box, variables, self.tol, self.deadline)
+        big = (self.pattern[large], large)
+        return _local_point(self.pattern[rows], rows, box, variables, self.tol, self.deadline, big)
 
     def _component_model(self, label: int, rows: IntArray) -> Any:
         cols = self._col_order[self._col_starts[label] : self._col_starts[label + 1]]
@@ -264,26 +267,50 @@ def _local_point(
     variables: IntArray,
     tol: float,
     deadline: float,
+    big: tuple[sparse.csr_matrix, IntArray] | None = None,
 ) -> Interval | None:
     """The interval of the sum of ``variables`` under only the given rows (``pattern``, the
     rows numbered ``rows`` in ``box``), when it is a single point; None otherwise. Fewer rows
-    only widen an interval, so such a point is the exact answer under every row."""
-    if rows.shape[0] == 0:
+    only widen an interval, so such a point is the exact answer under every row.
+
+    ``big`` (a pattern and its row numbers) are the large rows touching the variables: too
+    large to enter themselves, but any two of them that differ by a few variables imply a
+    small row, their difference (a margin released with and without a few people), which
+    does enter. Implied rows keep the LP a relaxation, so the rule above still holds."""
+    cap = max(LOCAL_ROW_SIZE, 4 * variables.shape[0])
+    matrix, row_lo, row_hi = pattern, box.row_lo[rows], box.row_hi[rows]
+    sources = np.column_stack([rows, rows])
+    if big is not None:
+        derived, first, second = _differences(big[0], cap)
+        matrix = sparse.vstack([matrix, derived], format="csr")
+        one, two = big[1][first], big[1][second]
+        row_lo = np.concatenate([row_lo, box.row_lo[one] - box.row_hi[two]])
+        row_hi = np.concatenate([row_hi, box.row_hi[one] - box.row_lo[two]])
+        sources = np.concatenate([sources, np.column_stack([one, two])])
+    if matrix.shape[0] == 0:
         return None
-    cols = np.union1d(pattern.indices, variables)
-    solver = highs_model(
-        pattern[:, cols].tocsc(),
-        box.lower[cols],
-        box.upper[cols],
-        box.row_lo[rows],
-        box.row_hi[rows],
-    )
+    cols = np.union1d(matrix.indices, variables)
+    solver = highs_model(matrix[:, cols].tocsc(), box.lower[cols], box.upper[cols], row_lo, row_hi)
     j = np.searchsorted(cols, variables).astype(np.int32)
     lo, low_duals = _solve(solver, j, False, deadline, tol)
     hi, high_duals = _solve(solver, j, True, deadline, tol)
     if not hi - lo <= tol:  # NaN (no answer) is no point either
         return None
-    return Interval(lo, hi, np.unique(rows[low_duals | high_duals]).astype(np.int64))
+    return Interval(lo, hi, np.unique(sources[low_duals | high_duals]).astype(np.int64))
+
+
+def _differences(
+    pattern: sparse.csr_matrix, cap: int
+) -> tuple[sparse.csr_matrix, IntArray, IntArray]:
+    """Every difference of two rows of ``pattern`` (0/1) that is not empty and has at most
+    ``cap`` variables, as a ±1 row, with the two rows' positions."""
+    sizes = np.diff(pattern.indptr)
+    common = (pattern @ pattern.T).toarray()
+    differ = sizes[:, None] + sizes[None, :] - 2 * common
+    first, second = np.nonzero(np.triu((differ > 0) & (differ <= cap), k=1))
+    derived = (pattern[first] - pattern[second]).tocsr()
+    derived.eliminate_zeros()
+    return derived, first.astype(np.int64), second.astype(np.int64)
 
 
 _SETTLED = (
@@ -444,9 +471,16 @@ def lp_findings(
                 continue
             touching = neighbourhood.rows(entities)
             cap = max(LOCAL_ROW_SIZE, 4 * entities.shape[0])
-            near = touching[usable[touching] & (sizes[touching] <= cap)]
+            live = touching[usable[touching]]
+            near, large = live[sizes[live] <= cap], live[sizes[live] > cap]
             found[t] = _local_point(
-                neighbourhood.pattern(near), near, box, entities.astype(np.int64), tol, deadline
+                neighbourhood.pattern(near),
+                near,
+                box,
+                entities.astype(np.int64),
+                tol,
+                deadline,
+                (neighbourhood.pattern(large), large),
             )
         open_targets = [t for t, interval in found.items() if interval is None]
         if open_targets:

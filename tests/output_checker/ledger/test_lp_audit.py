@@ -24,7 +24,7 @@ from output_checker.ledger import (
     stack,
     table_aggregates,
 )
-from output_checker.ledger.lp_audit import ComponentLPs, _collided
+from output_checker.ledger.lp_audit import ComponentLPs, _collided, _local_point, _RowBox
 
 from .helpers import clients, table
 
@@ -363,3 +363,24 @@ def test_merge_atoms_would_notice_a_hash_collision() -> None:
     assert _collided(
         sparse.csc_matrix(np.eye(2)[:, [0, 0]] + np.eye(2)[:, [0, 1]]), np.zeros(2, int)
     )
+
+
+def test_two_large_rows_that_differ_by_a_few_entities_enter_the_local_lp() -> None:
+    """A margin released with entity 0 and re-released without it: too large to enter the
+    local LP themselves, but their difference (entity 0 alone) does, and with the released
+    twin cell {0..5} it pins the hidden cell {1..5} without the whole ledger's LP."""
+    rows = [range(100), range(1, 100), range(6)]  # two margins (large), the twin cell
+    pattern = sparse.csr_matrix(
+        (np.ones(sum(map(len, rows))), np.concatenate([list(r) for r in rows]),
+         np.cumsum([0, *map(len, rows)])),
+        shape=(3, 100),
+    )  # fmt: skip
+    sizes = np.diff(pattern.indptr).astype(float)
+    box = _RowBox(sizes, sizes, np.zeros(100), np.full(100, np.inf))
+    target = np.arange(1, 6)
+    small, large = np.asarray([2]), np.asarray([0, 1])
+    alone = _local_point(pattern[small], small, box, target, 1e-9, np.inf)
+    assert alone is None  # the twin alone leaves entity 0's share open
+    found = _local_point(pattern[small], small, box, target, 1e-9, np.inf, (pattern[large], large))
+    assert found is not None and (found.lo, found.hi) == pytest.approx((5.0, 5.0))
+    assert set(found.binding.tolist()) == {0, 1, 2}  # both margins and the twin
