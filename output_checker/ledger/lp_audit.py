@@ -299,6 +299,46 @@ def _local_point(
     return Interval(lo, hi, np.unique(sources[low_duals | high_duals]).astype(np.int64))
 
 
+def _inner_interval(
+    neighbourhood: _Neighbourhood,
+    variables: IntArray,
+    free: IntArray,
+    usable: BoolArray,
+    box: _RowBox,
+    tol: float,
+    deadline: float,
+) -> Interval | None:
+    """An interval inside the sum's true one: the LP in which only the ``free`` entities (the
+    target's and those around it) move and every other entity keeps its true value. Fixing
+    variables can only narrow an interval, so when this one already meets the protection
+    rule, so does the true one, without the whole ledger's LP. None when it has no rows."""
+    rows = neighbourhood.rows(free)
+    rows = rows[usable[rows]]
+    if rows.shape[0] == 0:
+        return None
+    weights = neighbourhood.weights(rows)
+    inside = weights[:, free].tocsr()
+    fixed = np.asarray(weights.sum(axis=1)).ravel() - np.asarray(inside.sum(axis=1)).ravel()
+    solver = highs_model(
+        _ones(inside).tocsc(),
+        box.lower[free],
+        box.upper[free],
+        box.row_lo[rows] - fixed,
+        box.row_hi[rows] - fixed,
+    )
+    j = np.searchsorted(free, variables).astype(np.int32)
+    lo, _ = _solve(solver, j, False, deadline, tol)
+    hi, _ = _solve(solver, j, True, deadline, tol)
+    return Interval(lo, hi, np.zeros(0, dtype=np.int64))
+
+
+def _ones(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """The 0/1 pattern of ``matrix``: explicit zeros (a contribution of 0) count."""
+    return sparse.csr_matrix(
+        (np.ones(matrix.nnz), matrix.indices, matrix.indptr), shape=matrix.shape
+    )
+
+
 def _differences(
     pattern: sparse.csr_matrix, cap: int
 ) -> tuple[sparse.csr_matrix, IntArray, IntArray]:
@@ -482,6 +522,24 @@ def lp_findings(
                 deadline,
                 (neighbourhood.pattern(large), large),
             )
+        # who may move in the inner LPs: the people of every hidden cell, and of the small
+        # published cells around them (so a move can be balanced inside such a cell)
+        hidden_people = np.unique(new.weights[targets].indices).astype(np.int64)
+        near = neighbourhood.rows(hidden_people)
+        near = near[usable[near] & (sizes[near] <= LOCAL_ROW_SIZE)]
+        free = np.union1d(hidden_people, neighbourhood.pattern(near).indices)
+        for t, interval in found.items():
+            if interval is not None:
+                continue
+            entities = new.weights.indices[new.weights.indptr[t] : new.weights.indptr[t + 1]]
+            inner = _inner_interval(
+                neighbourhood, entities.astype(np.int64), free, usable, box, tol, deadline
+            )
+            up, down, width = (float(level[t]) for level in levels)
+            if inner is not None and protects(
+                inner, float(values[offset + t]), up, down, width, tol
+            ):
+                found[t] = inner
         open_targets = [t for t, interval in found.items() if interval is None]
         if open_targets:
             stacked = stacked or stack(parts)
@@ -513,10 +571,7 @@ def lp_findings(
             assert answer is not None
             a, lo, hi = float(values[offset + t]), answer.lo, answer.hi
             up, down, width = (float(level[t]) for level in levels)
-            with np.errstate(invalid="ignore"):
-                ok = (hi >= a + up - tol) and (lo <= a - down + tol)
-                ok = ok and (hi - lo >= width - tol) and (hi - lo > tol)
-            if not ok:
+            if not protects(answer, a, up, down, width, tol):
                 findings.append(
                     LPFinding(
                         cell=ref(offset + t),
@@ -546,16 +601,29 @@ class _Neighbourhood:
             found.append(group.by_entity[inside].indices.astype(np.int64) + start)
         return np.unique(np.concatenate(found))
 
-    def pattern(self, rows: IntArray) -> sparse.csr_matrix:
-        """The 0/1 pattern of ``rows`` (sorted) over every entity."""
+    def weights(self, rows: IntArray) -> sparse.csr_matrix:
+        """The contributions to ``rows`` (sorted) over every entity."""
         blocks = []
         for group, start, stop in zip(self.indexed, self.starts, self.starts[1:], strict=False):
             inside = rows[(rows >= start) & (rows < stop)] - start
             blocks.append(widen(group.aggregates.weights[inside], self.n_entities))
-        stacked = sparse.vstack(blocks, format="csr")
-        return sparse.csr_matrix(
-            (np.ones(stacked.nnz), stacked.indices, stacked.indptr), shape=stacked.shape
-        )
+        return sparse.vstack(blocks, format="csr")
+
+    def pattern(self, rows: IntArray) -> sparse.csr_matrix:
+        """The 0/1 pattern of ``rows`` (sorted) over every entity."""
+        return _ones(self.weights(rows))
+
+
+def protects(
+    interval: Interval, value: float, up: float, down: float, width: float, tol: float
+) -> bool:
+    """The protection audit's rule: the attacker's interval reaches ``up`` above and ``down``
+    below the cell's value, is at least ``width`` wide and is not a point (NaN: no answer,
+    so not shown to protect)."""
+    lo, hi = interval.lo, interval.hi
+    with np.errstate(invalid="ignore"):
+        reaches = bool(hi >= value + up - tol) and bool(lo <= value - down + tol)
+        return reaches and bool(hi - lo >= width - tol) and bool(hi - lo > tol)
 
 
 def _row_ranges(

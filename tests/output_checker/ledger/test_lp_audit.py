@@ -8,6 +8,7 @@ import pytest
 from scipy import sparse
 from scipy.optimize import linprog
 
+from output_checker.columns import ALL
 from output_checker.errors import InputError
 from output_checker.ledger import (
     COUNT,
@@ -384,3 +385,29 @@ def test_two_large_rows_that_differ_by_a_few_entities_enter_the_local_lp() -> No
     found = _local_point(pattern[small], small, box, target, 1e-9, np.inf, (pattern[large], large))
     assert found is not None and (found.lo, found.hi) == pytest.approx((5.0, 5.0))
     assert set(found.binding.tolist()) == {0, 1, 2}  # both margins and the twin
+
+
+def test_a_protected_cell_is_shown_so_without_the_whole_ledgers_lp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four hidden inner cells of a table with margins protect each other (one person can
+    move round the rectangle). Moving only the hidden cells' people, everyone else held at
+    their true values, already shows it: no component LP is built."""
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(24),
+            "region": ["east"] * 12 + ["west"] * 12,
+            "sex": (["f"] * 6 + ["m"] * 6) * 2,
+            "everyone": "all",
+        }
+    )
+    n = len(frame)
+    released = table("east-total", frame[frame.region == "east"], ["everyone"], n_entities=n)
+    new = table("by-region-sex", frame, ["region"], ["sex"], n_entities=n, margins=True)
+    inner = [r for r in range(new.n_rows) if ALL not in new.ref(r).key][:4]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the whole ledger's LP was built")
+
+    monkeypatch.setattr(ComponentLPs, "__init__", refuse)
+    assert lp_findings(released, new, inner, upl=1.0, lpl=1.0) == ()
