@@ -281,11 +281,12 @@ def report(
     result: LedgerAudit,
     threshold: int,
     outputs: Mapping[str, Mapping[str, Any]],
+    released: int,
     unchecked: int,
 ) -> dict[str, Any]:
-    """The audit as the review page shows it. ``outputs`` describes each earlier output by
-    its label (name, request, release date); ``unchecked`` counts released outputs that had
-    no recipe, so the audit could not include them."""
+    """The audit as the review page shows it. ``outputs`` describes each other output by its
+    label (name, request, release date); ``released`` counts the released outputs audited
+    against and ``unchecked`` those that had no recipe, so the audit could not include them."""
 
     def where(label: str) -> Mapping[str, Any]:
         return outputs.get(label, {"label": "this output"} if label == THIS_OUTPUT else {})
@@ -315,7 +316,7 @@ def report(
     return {
         "checked": True,
         "threshold": threshold,
-        "released_outputs": len(outputs),
+        "released_outputs": released,
         "unchecked_outputs": unchecked,
         "differencing": differencing,
         "lp": lp,

@@ -6,6 +6,8 @@ its project has already released, and every approved output joins the ledger.
   audited with the cells of every ``LedgerEntry`` of the project and stored by hash. A finding
   makes the output ``fail`` and is shown on the file's page. An output without a recipe is
   marked "not checked against earlier releases".
+* At submission (``submission``), the request's outputs are audited again, against the
+  ledger and against each other, since they would be released together.
 * At approval (``releases.approve``), each output becomes a ``LedgerEntry`` in the same
   transaction. An output audited before a later approval is audited again first.
 """
@@ -28,6 +30,7 @@ from output_checker.parameters import Parameters
 from output_checker.queue import ledger_store
 from output_checker.queue import models as m
 from output_checker.queue.ledger_cells import (
+    LedgerAudit,
     OutputCells,
     audit,
     not_checked,
@@ -144,21 +147,32 @@ def audit_outputs(
         if isinstance(made, str):
             audited[key] = Ledgered(not_checked(made), None, loaded.through)
             continue
-        others = [other for name, other in siblings.items() if name != key]
-        result = audit([*loaded.released, *others], made, parameters.threshold)
-        shown = report(result, parameters.threshold, described, loaded.unchecked)
+        others = [*loaded.released, *(other for name, other in siblings.items() if name != key)]
+        result = audit(others, made, parameters.threshold)
+        shown = report(
+            result, parameters.threshold, described, len(loaded.described), loaded.unchecked
+        )
         assert verdict.derived is not None
-        earlier = sorted({f.other.output for f in result.differencing} & set(loaded.recipes))
         shown["mitigations"] += [
-            _earlier_population(ctx, project, verdict.derived, made, loaded.released, label, recipe)
-            for label in earlier
-            if (recipe := parse_recipe(json.loads(loaded.recipes[label]))).dataset
-            == verdict.derived.recipe.dataset
-            and recipe.filters != verdict.derived.recipe.filters
+            _earlier_population(ctx, project, verdict.derived, made, others, label, recipe)
+            for label, recipe in _earlier_recipes(result, loaded, verdict.derived.recipe)
         ]
         digest = ledger_store.save(ctx.data_dir, made)
         audited[key] = Ledgered({**shown, "through": loaded.through}, digest, loaded.through)
     return audited
+
+
+def _earlier_recipes(
+    result: LedgerAudit, loaded: _Loaded, recipe: Recipe
+) -> list[tuple[str, Recipe]]:
+    """The released outputs a finding names whose recipe reads the same dataset through other
+    filters: the new table can be re-made over their population."""
+    offers = []
+    for label in sorted({f.other.output for f in result.differencing} & set(loaded.recipes)):
+        earlier = parse_recipe(json.loads(loaded.recipes[label]))
+        if earlier.dataset == recipe.dataset and earlier.filters != recipe.filters:
+            offers.append((label, earlier))
+    return offers
 
 
 def _earlier_population(
@@ -179,7 +193,7 @@ def _earlier_population(
     unresolved = []
     if isinstance(remade, str):
         unresolved.append(remade)
-    elif not audit([*released], remade, derived.result.parameters.threshold).clean:
+    elif not audit(released, remade, derived.result.parameters.threshold).clean:
         unresolved.append("the re-made table still differences with a release")
     if result.status.label == "fail":
         unresolved.append("the re-made table fails its own checks")

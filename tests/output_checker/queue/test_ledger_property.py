@@ -98,7 +98,7 @@ def test_cells_not_audited_in_time_are_findings_and_stored_as_json() -> None:
     """Fail closed: with no time for the LP, a hidden cell is not shown to be protected."""
     people = np.asarray([(age % 6, age % 2) for age in range(PEOPLE)])
     cells = _cells(people, (0, 5, 1, [0, 1]))  # both sexes hidden, their total shown
-    findings = report(audit([], cells, T, time_limit=0.0), T, {}, 0)["lp"]
+    findings = report(audit([], cells, T, time_limit=0.0), T, {}, 0, 0)["lp"]
     assert len(findings) == 2
     assert all(f["timed_out"] and f["interval"] == [None, None] for f in findings)
     json.dumps(findings, allow_nan=False)
