@@ -202,6 +202,7 @@ def recipe_output(
     margins: bool = False,
     protect: bool = False,
     dataset: tuple[str, str] | None = None,
+    weights: str | None = None,
 ) -> Output:
     """A table output made from the project's data through its recipe (filters, a sum or a
     mean, secondary suppression), exactly as the server re-makes it. ``dataset`` is another
@@ -215,7 +216,7 @@ def recipe_output(
         "values": values,
         "aggregation": aggregation,
         "entity": None,
-        "weights": None,
+        "weights": weights,
         "margins": margins,
         "protect": protect,
     }

@@ -128,6 +128,16 @@ def test_a_mean_and_a_count_reveal_a_sum(ctx: Context, qw: QueueWorld) -> None:
     assert file.automated_status == "fail"
 
 
+def test_weighted_counts_are_sums_of_weights(ctx: Context, qw: QueueWorld) -> None:
+    _released(ctx, qw, recipe_output(qw, "weighted.csv", weights="stay"))
+    file = _submit_new(
+        ctx, qw, recipe_output(qw, "weighted-not-90.csv", weights="stay", filters=(NOT_90,))
+    )
+    findings = _report(file)["differencing"]
+    assert {tuple(f["cell"]["key"]) for f in findings} == {("west",)}
+    assert findings[0]["cell"]["quantity"] == "sum of weighted count (stay)"
+
+
 def test_a_mean_alone_is_not_a_sum(ctx: Context, qw: QueueWorld) -> None:
     """Without a count of the same people, a mean's N is unknown: its sum is not revealed."""
     _released(ctx, qw, recipe_output(qw, "mean-stay.csv", values="stay", aggregation="mean"))
