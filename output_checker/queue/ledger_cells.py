@@ -41,6 +41,7 @@ from output_checker.ledger import (
 )
 from output_checker.queue.recheck import Derived
 from output_checker.results import TableResult
+from output_checker.rounding import round_to_base, true_interval
 
 KeyArray = npt.NDArray[np.uint64]
 BoolArray = npt.NDArray[np.bool_]
@@ -75,6 +76,16 @@ class OutputCells:
     hidden: BoolArray
     protection: FloatArray
     records: Records | None = None
+    base: int = 0  # the rounding base of every published value (0: exact)
+
+    def known(self) -> tuple[FloatArray, FloatArray]:
+        """Per row, what an attacker knows of its value: [lo, hi] around the rounded value,
+        or the exact value twice."""
+        values = np.asarray(self.aggregates.weights.sum(axis=1), dtype=np.float64).ravel()
+        if not self.base:
+            return values, values
+        whole = self.aggregates.quantities[0].kind is Kind.COUNT
+        return true_interval(round_to_base(values, self.base), self.base, whole)
 
     def labelled(self, output: str) -> OutputCells:
         """The same cells, naming ``output`` as where they were published."""
@@ -162,6 +173,7 @@ def output_cells(derived: Derived) -> OutputCells | str:
         hidden=result.suppressed[shown],
         protection=result.protection_level[shown],
         records=records,
+        base=derived.recipe.round or 0,
     )
 
 
@@ -200,8 +212,13 @@ def audit(
         _on_columns(part.aggregates, column[offsets[i] : offsets[i + 1]], width)
         for i, part in enumerate(parts)
     ]
-    # suppressed cells are not published: they enter neither side of a subtraction
-    published = [cells.take(~part.hidden) for cells, part in zip(on_union, parts, strict=True)]
+    # Suppressed cells are not published: they enter neither side of a subtraction. Nor do
+    # cells rounded to a base of at least max(T, 2 x their protection) (spec §11.1): the
+    # difference of two of them is known only within a base either way.
+    published = [
+        cells.take(~part.hidden & ~_rounded_safely(part, threshold))
+        for cells, part in zip(on_union, parts, strict=True)
+    ]
     earlier = stack(published[:-1]) if released else None
     exact = differencing_findings(earlier, published[-1], threshold)
     lp = _lp_audit(parts, on_union, published, time_limit)
@@ -223,6 +240,12 @@ def audit(
     return LedgerAudit(exact, lp, offered)
 
 
+def _rounded_safely(cells: OutputCells, threshold: int) -> BoolArray:
+    """Per row, whether it is rounded to a base the exact check need not look at."""
+    least = np.maximum(threshold, 2 * cells.protection)
+    return np.asarray(cells.base > 0) & (cells.base >= least)
+
+
 def _lp_audit(
     parts: Sequence[OutputCells],
     on_union: Sequence[Aggregates],
@@ -240,7 +263,7 @@ def _lp_audit(
     reached = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
     reached[labels[on_union[-1].weights.indices]] = True
     entity_reached = reached[labels].astype(np.float64)
-    kept, targets, levels = [], [], []
+    kept, targets, levels, lows, highs = [], [], [], [], []
     for part, cells in zip(parts, on_union, strict=True):
         target = part.hidden.copy()
         if part is not parts[-1]:
@@ -249,11 +272,24 @@ def _lp_audit(
         kept.append(cells.take(rows))
         targets.append(target[rows])
         levels.append(part.protection[rows])
+        low, high = part.known()
+        lows.append(low[rows])
+        highs.append(high[rows])
     target_mask = np.concatenate(targets)
     if not target_mask.any():
         return ()
     level = np.concatenate(levels)
-    return lp_findings(None, stack(kept), target_mask, level, level, time_limit=time_limit)
+    low, high = np.concatenate(lows), np.concatenate(highs)
+    return lp_findings(
+        None,
+        stack(kept),
+        target_mask,
+        level,
+        level,
+        new_shown=(low + high) / 2,
+        new_slack=(high - low) / 2,
+        time_limit=time_limit,
+    )
 
 
 def _on_columns(aggregates: Aggregates, columns: npt.NDArray[np.intp], width: int) -> Aggregates:

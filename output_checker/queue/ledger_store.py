@@ -28,6 +28,7 @@ def encode(cells: OutputCells) -> bytes:
         "levels": [list(levels) for levels in grid.levels],
         "kind": quantity.kind.value,
         "measure": quantity.measure,
+        "base": cells.base,
     }
     buffer = io.BytesIO()
     np.savez_compressed(
@@ -73,6 +74,7 @@ def decode(content: bytes, output: str) -> OutputCells:
             keys=keys,
             hidden=arrays["hidden"],
             protection=arrays["protection"],
+            base=int(meta.get("base", 0)),
         )
 
 

@@ -33,7 +33,7 @@ from output_checker.errors import CheckerError
 from output_checker.models import recheck_record as recheck_model_record
 from output_checker.parameters import Parameters
 from output_checker.queue.evidence_recheck import recheck_table_record
-from output_checker.queue.recipes import Recipe, derive_from, recipe_frame
+from output_checker.queue.recipes import Recipe, derive_from, published, recipe_frame
 from output_checker.queue.workflow import CheckStatus, Recheck
 from output_checker.results import TableResult
 from output_checker.status import Status
@@ -155,11 +155,12 @@ def _from_recipe(
             Recheck.DOES_NOT_MATCH,
             "fail: a recipe's output must be the table as CSV",
         )
-    difference = csv_difference(result.to_frame().to_csv(), content)
+    difference = csv_difference(published(recipe, result).to_csv(), content)
     if difference:
         summary = f"fail: the numbers do not match the data ({difference})"
         return Verdict(CheckStatus.FAIL, Recheck.DOES_NOT_MATCH, summary)
-    summary = f"{result.summary()} (re-derived from {recipe.dataset})"
+    rounded = f", rounded to base {recipe.round}" if recipe.round else ""
+    summary = f"{result.summary()} (re-derived from {recipe.dataset}{rounded})"
     return Verdict(_status(result.status), Recheck.MATCHES, summary, Derived(recipe, frame, result))
 
 

@@ -32,6 +32,7 @@ from output_checker.parameters import Parameters
 from output_checker.queue.errors import InvalidInput
 from output_checker.queue.storage import file_sha256
 from output_checker.results import TableResult
+from output_checker.rounding import rounded_frame
 
 DATASET = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 VERSION = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -48,6 +49,7 @@ KEYS = frozenset(
         "weights",
         "margins",
         "protect",
+        "round",
     }
 )
 DATA_SUFFIXES = (".parquet", ".csv")
@@ -81,6 +83,7 @@ class Recipe:
     weights: str | None = None
     margins: bool = False
     protect: bool = False  # the table was protected (secondary suppression) as submitted
+    round: int | None = None  # every published value rounded to this base (a mitigation)
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe's JSON form, as the bundle manifest holds it."""
@@ -95,6 +98,7 @@ class Recipe:
             "weights": self.weights,
             "margins": self.margins,
             "protect": self.protect,
+            "round": self.round,
         }
 
     def columns_needed(self) -> list[str]:
@@ -176,6 +180,9 @@ def parse_recipe(raw: Any) -> Recipe:
         raise _bad("$.margins", "expected true or false")
     if not isinstance(protect, bool):
         raise _bad("$.protect", "expected true or false")
+    base = raw.get("round")
+    if base is not None and (isinstance(base, bool) or not isinstance(base, int) or base < 2):
+        raise _bad("$.round", "expected a whole number of at least 2, or null")
     return Recipe(
         dataset=dataset,
         version=version,
@@ -188,6 +195,7 @@ def parse_recipe(raw: Any) -> Recipe:
         weights=_column(raw.get("weights"), "$.weights", optional=True),
         margins=margins,
         protect=protect,
+        round=base,
     )
 
 
@@ -263,6 +271,12 @@ def derive(recipe: Recipe, data_dir: Path, parameters: Parameters) -> TableResul
     subclasses if the recipe's columns or aggregation do not fit the data.
     """
     return derive_from(recipe, recipe_frame(recipe, data_dir), parameters)
+
+
+def published(recipe: Recipe, result: TableResult) -> pd.DataFrame:
+    """The table as the recipe publishes it: rounded when it says so."""
+    frame = result.to_frame()
+    return frame if recipe.round is None else rounded_frame(frame, recipe.round)
 
 
 def derive_from(recipe: Recipe, frame: pd.DataFrame, parameters: Parameters) -> TableResult:

@@ -20,7 +20,7 @@ from enclave.control.service import members, people
 from output_checker import check_table
 from output_checker.parameters import Parameters
 from output_checker.queue import release, service
-from output_checker.queue.recipes import derive, parse_recipe
+from output_checker.queue.recipes import derive, parse_recipe, published
 from output_checker.queue.workflow import Status
 from tests.enclave.control.factories import World, make_project, make_world
 
@@ -203,10 +203,12 @@ def recipe_output(
     protect: bool = False,
     dataset: tuple[str, str] | None = None,
     weights: str | None = None,
+    round_to: int | None = None,
 ) -> Output:
     """A table output made from the project's data through its recipe (filters, a sum or a
-    mean, secondary suppression), exactly as the server re-makes it. ``dataset`` is another
-    dataset of the project's and its version."""
+    mean, secondary suppression, rounding), exactly as the server re-makes it. ``dataset`` is
+    another dataset of the project's and its version. A rounded table has no checker record
+    (its numbers are no longer the record's cells)."""
     name_of_data, version = dataset or (DATASET, qw.version)
     recipe = {
         "dataset": name_of_data,
@@ -219,10 +221,13 @@ def recipe_output(
         "weights": weights,
         "margins": margins,
         "protect": protect,
+        "round": round_to,
     }
     data_dir = qw.data_dir / "projects" / qw.project / "data"
-    result = derive(parse_recipe(recipe), data_dir, Parameters())
-    return Output(name, result.to_frame().to_csv().encode(), result.to_dict(), recipe)
+    parsed = parse_recipe(recipe)
+    result = derive(parsed, data_dir, Parameters())
+    table = published(parsed, result).to_csv().encode()
+    return Output(name, table, None if round_to else result.to_dict(), recipe)
 
 
 def passing_output(qw: QueueWorld, name: str = "by-region.csv") -> Output:

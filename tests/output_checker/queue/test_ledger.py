@@ -110,6 +110,30 @@ def test_disjoint_populations_and_large_differences_pass(
     assert file.automated_status == "pass" and "no differencing" in file.check_summary
 
 
+@pytest.mark.parametrize(("base", "caught"), [(5, True), (10, False)])
+def test_rounding_to_a_base_of_at_least_t_resolves_the_subpopulation_attack(
+    ctx: Context, qw: QueueWorld, base: int, caught: bool
+) -> None:
+    """The mitigation the file's page offers, applied: the same table rounded (spec §11.1,
+    the base must be at least max(T, 2 x the protection level))."""
+    _released(ctx, qw, recipe_output(qw, "all-clients.csv"))
+    rounded = recipe_output(qw, "not-90.csv", filters=(NOT_90,), round_to=base)
+    file = _submit_new(ctx, qw, rounded)
+    assert file.recheck == "matches" and f"rounded to base {base}" in file.check_summary
+    assert bool(_report(file)["differencing"]) is caught
+
+
+def test_an_earlier_total_released_rounded_no_longer_gives_back_a_suppressed_cell(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    """West's total (43) released rounded to 10 is known only within [35, 44]: with 20 + 20
+    published, the suppressed west/c (3) lies in [0, 4], wide enough."""
+    bands = _bands(qw)
+    _released(ctx, qw, recipe_output(qw, "all-clients.csv", dataset=bands, round_to=10))
+    by_band = recipe_output(qw, "by-band.csv", columns=("band",), protect=True, dataset=bands)
+    assert _report(_submit_new(ctx, qw, by_band))["lp"] == []
+
+
 def test_a_mean_and_a_count_reveal_a_sum(ctx: Context, qw: QueueWorld) -> None:
     """A released mean of stay, with a released count of the same people, gives away the
     sum of stay; a new sum without the 90+ people then isolates their stays."""

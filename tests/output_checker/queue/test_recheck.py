@@ -253,6 +253,18 @@ def test_model_records_are_rechecked_from_their_evidence(tmp_path: Path) -> None
             },
             "unexpected key",
         ),
+        *(
+            (
+                {
+                    "dataset": "d",
+                    "version": "sha256:" + "0" * 64,
+                    "grouping": {"index": ["a"]},
+                    "round": base,
+                },
+                r"\$\.round",
+            )
+            for base in (1, 0, -5, 2.5, True, "10")
+        ),
     ],
 )
 def test_malformed_recipes_are_refused(raw: Any, where: str) -> None:
