@@ -307,10 +307,7 @@ def _finite(value: float) -> float | None:
 
 
 def _cell(ref: CellRef) -> dict[str, Any]:
-    quantity = ref.quantity.kind.value
-    if ref.quantity.measure is not None:
-        quantity = f"{quantity} of {ref.quantity.measure}"
-    return {"key": [str(label) for label in ref.key], "quantity": quantity}
+    return {"key": [str(label) for label in ref.key], "quantity": ref.quantity.label}
 
 
 def report(
