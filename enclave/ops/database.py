@@ -119,35 +119,37 @@ class Database:
 def _sqlite_dump(source: Path, target: Path, progress: Progress) -> None:
     if not source.is_file():
         raise BackupError(f"the SQLite database {source} does not exist")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=60)
-    dst = sqlite3.connect(target)
-    try:
-        src.backup(
-            dst, pages=PAGES_PER_STEP, progress=lambda _s, left, total: progress(left, total)
-        )
-        # a self-contained file: no write-ahead log to carry along
-        dst.execute("PRAGMA journal_mode = DELETE")
-    except sqlite3.Error as error:
-        raise BackupError(f"the SQLite backup of {source} failed: {error}") from None
-    finally:
-        dst.close()
-        src.close()
+    # read-only while the services keep running: the backup API copies a consistent snapshot
+    _sqlite_copy(f"file:{source}?mode=ro", target, f"the SQLite backup of {source}", progress)
 
 
 def load_sqlite(backup: Path, target: Path) -> None:
     """Copy the backed-up SQLite file into a new database file ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    src = sqlite3.connect(f"file:{backup}?immutable=1", uri=True)
+    _sqlite_copy(f"file:{backup}?immutable=1", target, "loading the SQLite backup")
+    os.chmod(target, 0o600)
+
+
+def _sqlite_copy(
+    source_uri: str, target: Path, what: str, progress: Progress | None = None
+) -> None:
+    """Copy the database at ``source_uri`` into ``target`` with SQLite's backup API, as one
+    self-contained file (no write-ahead log to carry along)."""
+    src = sqlite3.connect(source_uri, uri=True, timeout=60)
     dst = sqlite3.connect(target)
     try:
-        src.backup(dst)
+        if progress is None:
+            src.backup(dst)
+        else:
+            src.backup(
+                dst, pages=PAGES_PER_STEP, progress=lambda _s, left, total: progress(left, total)
+            )
         dst.execute("PRAGMA journal_mode = DELETE")
     except sqlite3.Error as error:
-        raise BackupError(f"loading the SQLite backup failed: {error}") from None
+        raise BackupError(f"{what} failed: {error}") from None
     finally:
         dst.close()
         src.close()
-    os.chmod(target, 0o600)
 
 
 def replace_sqlite(staged: Path, target: Path) -> None:

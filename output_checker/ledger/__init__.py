@@ -31,6 +31,7 @@ from output_checker.ledger.lp_audit import (
 from output_checker.ledger.mitigations import (
     Cost,
     LevelMerge,
+    Microdata,
     Mitigation,
     MitigationKind,
     SuppressedCell,
@@ -50,6 +51,7 @@ __all__ = [
     "Kind",
     "LPFinding",
     "LevelMerge",
+    "Microdata",
     "Mitigation",
     "MitigationKind",
     "Quantity",

@@ -138,8 +138,9 @@ class Mitigation:
 
 
 @dataclass(frozen=True)
-class _Microdata:
-    """The new table with its records, so it can be rebuilt with levels merged."""
+class Microdata:
+    """A table with the records it was made from, as :func:`table_aggregates` takes them, so
+    it can be rebuilt with levels merged."""
 
     definition: TableDefinition
     entity: IntArray
@@ -153,7 +154,7 @@ class _Microdata:
             self.definition, self.entity, self.codes, self.n_entities, self.values, self.measure
         )
 
-    def merged(self, variable: int, group: IntArray, labels: tuple[Label, ...]) -> _Microdata:
+    def merged(self, variable: int, group: IntArray, labels: tuple[Label, ...]) -> Microdata:
         """This table with level ``l`` of ``variable`` published as level ``group[l]``."""
         old = self.codes[variable]
         codes = list(self.codes)
@@ -168,7 +169,7 @@ class _Microdata:
             self.definition.margins,
             self.definition.hierarchical,
         )
-        return _Microdata(
+        return Microdata(
             definition, self.entity, tuple(codes), self.n_entities, self.values, self.measure
         )
 
@@ -230,7 +231,7 @@ def mitigations(
         raise InputError("rounding bases must be positive whole numbers")
     if max_merges < 0:
         raise InputError("max_merges must not be negative")
-    data = _Microdata(
+    data = Microdata(
         table,
         np.asarray(entity, dtype=np.int64),
         tuple(np.asarray(code) for code in codes),
@@ -261,7 +262,7 @@ _Checked = tuple[Aggregates, tuple[DifferencingFinding, ...]]  # a merged table,
 
 
 def _merge_mitigations(
-    data: _Microdata, new: Aggregates, involved: IntArray, ledger: _Ledger, max_merges: int
+    data: Microdata, new: Aggregates, involved: IntArray, ledger: _Ledger, max_merges: int
 ) -> list[Mitigation]:
     grid = new.grids[0]
     ranked: list[tuple[tuple[int, int], Mitigation]] = []
@@ -307,7 +308,7 @@ def _join(group: IntArray, hit: npt.NDArray[np.integer[Any]], contributors: IntA
 
 
 def _grow(
-    data: _Microdata,
+    data: Microdata,
     d: int,
     group: IntArray,
     ledger: _Ledger,
@@ -346,7 +347,7 @@ def _merged_labels(levels: tuple[Label, ...], group: IntArray) -> tuple[Label, .
 
 
 def _describe_merge(
-    data: _Microdata, new: Aggregates, d: int, group: IntArray, merged: Aggregates
+    data: Microdata, new: Aggregates, d: int, group: IntArray, merged: Aggregates
 ) -> tuple[tuple[int, int], Mitigation]:
     """The merge mitigation and its rank (levels merged away, then entities in merged
     groups)."""
@@ -383,7 +384,7 @@ def _and(words: list[str]) -> str:
 
 # ----- drop ------------------------------------------------------------------------------------
 def _drop_mitigation(
-    data: _Microdata, new: Aggregates, offending: IntArray, ledger: _Ledger, level: float
+    data: Microdata, new: Aggregates, offending: IntArray, ledger: _Ledger, level: float
 ) -> Mitigation:
     model, cell = _model(data.definition, new)
     values = np.zeros(model.n_cells)
@@ -535,7 +536,7 @@ def _hierarchy(keys: npt.NDArray[np.intp]) -> dict[int, list[int]]:
     return hierarchy
 
 
-def _table_bounds(data: _Microdata, new: Aggregates, ledger: _Ledger) -> tuple[float, float]:
+def _table_bounds(data: Microdata, new: Aggregates, ledger: _Ledger) -> tuple[float, float]:
     """A-priori bounds of a cell for secondary suppression, from those of each entity's value
     that the ledger's audit uses (a count's entity adds 0 or 1; a sum's between 0 and the
     largest cell of that sum, unless ``bounds`` says otherwise): a cell holds at most every

@@ -29,6 +29,7 @@ from output_checker.ledger import (
     DifferencingFinding,
     Kind,
     LPFinding,
+    Microdata,
     Mitigation,
     Quantity,
     TableDefinition,
@@ -54,18 +55,6 @@ LP_TIME_LIMIT = 60.0
 
 
 @dataclass(frozen=True)
-class Records:
-    """The records an output was made from, as ``table_aggregates`` takes them (entities as
-    the output's own columns): kept in memory to try mitigations on, never stored."""
-
-    table: TableDefinition
-    entity: npt.NDArray[np.intp]
-    codes: tuple[npt.NDArray[np.integer[Any]], ...]
-    values: FloatArray | None
-    measure: str | None
-
-
-@dataclass(frozen=True)
 class OutputCells:
     """One output's published cells over its own entities: row ``r`` of ``aggregates``
     (columns = this output's entities, keyed by ``keys``) is hidden (suppressed) where
@@ -75,7 +64,7 @@ class OutputCells:
     keys: KeyArray
     hidden: BoolArray
     protection: FloatArray
-    records: Records | None = None
+    records: Microdata | None = None  # the records, to try mitigations on (never stored)
     base: int = 0  # the rounding base of every published value (0: exact)
 
     def known(self) -> tuple[FloatArray, FloatArray]:
@@ -166,7 +155,14 @@ def output_cells(derived: Derived) -> OutputCells | str:
     shown = _shown_position(aggregates, laid.sizes, result)
     records = None
     if kind.kind is not Kind.MEAN:  # mitigations rebuild counts and sums only
-        records = Records(definition, entity.ravel(), tuple(columns.codes), values, kind.measure)
+        records = Microdata(
+            definition,
+            entity.ravel(),
+            tuple(columns.codes),
+            int(keys.shape[0]),
+            values,
+            kind.measure,
+        )
     return OutputCells(
         aggregates=aggregates,
         keys=keys.astype(np.uint64),
@@ -227,7 +223,7 @@ def audit(
     if exact and records is not None:
         offered = mitigations(
             earlier,
-            records.table,
+            records.definition,
             column[offsets[-2] :][records.entity],
             records.codes,
             width,
