@@ -15,6 +15,7 @@ from enclave.analysis.errors import AnalysisError
 from enclave.analysis.outputs import OutputFile, Provenance
 from enclave.analysis.recipes import provenance_of, table_recipe
 from output_checker import CheckerError, Parameters, TableResult, check_table
+from output_checker.rounding import check_base, rounded_frame
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,26 @@ def require_rows(frame: pd.DataFrame) -> None:
         raise AnalysisError("the data are empty: there is nothing to tabulate")
 
 
+def rounding_base(round_to: object) -> int | None:
+    """The base a table is published rounded to (None: exact); AnalysisError for a bad one."""
+    if round_to is None:
+        return None
+    try:
+        return check_base(round_to)
+    except CheckerError as error:
+        raise AnalysisError(f"round_to: {error}") from None
+
+
+def require_recipe_to_round(round_to: int | None, source: Source | None) -> None:
+    """Rounded numbers can be vouched for only by re-deriving them: without a recipe the
+    queue compares the file with the record's exact cells, which a rounded file never is."""
+    if round_to is not None and source is None:
+        raise AnalysisError(
+            "round_to needs a table built from a registered dataset as loaded (a recipe): "
+            "only the recipe lets the queue check rounded numbers against the data"
+        )
+
+
 def checked_table(
     ctx: Context,
     frame: pd.DataFrame,
@@ -130,9 +151,12 @@ def checked_table(
     margins: bool,
     source: Source | None,
     label: str,
+    round_to: int | None = None,
 ) -> tuple[TableResult, pd.DataFrame, OutputFile]:
     """Check and protect one table; returns the result, the table as published (suppressed
-    cells missing) and its output file (CSV bytes bound to the record, recipe if any).
+    cells missing, every value rounded to ``round_to`` when given) and its output file (CSV
+    bytes bound to the record, recipe if any). A rounded table needs a ``source``
+    (:func:`require_recipe_to_round`).
 
     Raises AnalysisError with the checker's one-line reason for bad input.
     """
@@ -156,6 +180,11 @@ def checked_table(
     record = result.to_dict()
     if record["output"]["sha256"] != hashlib.sha256(data).hexdigest():
         raise AnalysisError("internal error: the table file is not the table that was checked")
+    if round_to is not None:
+        require_recipe_to_round(round_to, source)
+        shown = rounded_frame(shown, round_to)
+        data = shown.to_csv().encode("utf-8")
+        record = rounded_record(record, data, round_to)
     recipe = None
     if source is not None:  # the queue re-derives it, protected as here when suppress is on
         recipe = table_recipe(
@@ -167,11 +196,22 @@ def checked_table(
             entity=entity,
             margins=margins,
             protect=ctx.suppress,
+            round_to=round_to,
         )
     return result, shown, OutputFile(label, "csv", data, record, recipe)
 
 
-def table_provenance(source: Source | None) -> Provenance:
+def rounded_record(record: dict[str, Any], data: bytes, base: int) -> dict[str, Any]:
+    """The checker's record re-bound to the rounded file: ``output.sha256`` is the file's
+    (the queue refuses a record that names other bytes), ``output.rounded_to`` and a note
+    say so. The cells keep the exact values that were checked, as evidence for the trusted
+    side; the queue judges the file by re-deriving it from the recipe and rounding."""
+    note = f"every published value is rounded to base {base}; the checks ran on the exact values"
+    output = {**record["output"], "sha256": hashlib.sha256(data).hexdigest(), "rounded_to": base}
+    return {**record, "notes": [*record["notes"], note], "output": output}
+
+
+def table_provenance(source: Source | None, round_to: int | None = None) -> Provenance:
     """The provenance of a table output: a recipe when it was built from a registered
-    dataset (every table file then carries one)."""
-    return provenance_of(source, table=True)
+    dataset (every table file then carries one), saying when its values are rounded."""
+    return provenance_of(source, table=True, round_to=round_to)

@@ -29,8 +29,11 @@ def table_recipe(
     entity: str | None,
     margins: bool,
     protect: bool,
+    round_to: int | None = None,
 ) -> dict[str, Any]:
-    """The recipe of one table in the queue's JSON form."""
+    """The recipe of one table in the queue's JSON form; ``round`` is the base every
+    published value is rounded to (null: exact), which the queue applies when it re-derives
+    the table and which the differencing ledger reads as intervals."""
     return {
         "dataset": source.dataset,
         "version": source.version,
@@ -42,19 +45,21 @@ def table_recipe(
         "weights": None,
         "margins": margins,
         "protect": protect,
+        "round": round_to,
     }
 
 
-def provenance_of(source: Source | None, *, table: bool) -> Provenance:
+def provenance_of(source: Source | None, *, table: bool, round_to: int | None = None) -> Provenance:
     """How a reviewer should read the output's origin."""
     if source is None:
         return Provenance(recipe=False, label=NO_RECIPE_TRANSFORMED)
     filtered = f" filtered by {len(source.filters)} condition(s)" if source.filters else ""
     where = f"{source.dataset}{filtered} ({source.version[:19]}…)"
+    rounded = f", rounded to base {round_to}" if round_to is not None else ""
     if table:
         return Provenance(
             recipe=True,
-            label=f"recipe: re-derivable from registered dataset {where}",
+            label=f"recipe: re-derivable from registered dataset {where}{rounded}",
             dataset=source.dataset,
             version=source.version,
         )

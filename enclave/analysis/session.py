@@ -209,32 +209,38 @@ class Session:
     def crosstab(self, index: Any, columns: Any, values: Any = None, rownames: Any = None,
                  colnames: Any = None, aggfunc: Any = None, margins: bool = False,
                  margins_name: str = "All", dropna: bool = True, normalize: bool | str = False,
-                 show_suppressed: bool = False, *, entity: Any = None) -> pd.DataFrame:  # fmt: skip
-        """``pd.crosstab`` (ACRO's signature), checked and protected."""
+                 show_suppressed: bool = False, *, entity: Any = None,
+                 round_to: int | None = None) -> pd.DataFrame:  # fmt: skip
+        """``pd.crosstab`` (ACRO's signature), checked and protected; ``round_to=10``
+        publishes every value rounded to base 10 (needs a registered dataset)."""
         del dropna, show_suppressed  # as in ACRO: empty categories are always shown
         made = tables.crosstab(
             self._context(), index, columns, values, rownames, colnames, aggfunc, margins,
-            margins_name, normalize, entity,
+            margins_name, normalize, entity, round_to=round_to,
         )  # fmt: skip
         return self._record(made)  # type: ignore[no-any-return]
 
     def pivot_table(self, data: pd.DataFrame, values: Any = None, index: Any = None,
                     columns: Any = None, aggfunc: Any = "mean", fill_value: Any = None,
                     margins: bool = False, dropna: bool = True, margins_name: str = "All",
-                    observed: bool = False, sort: bool = True, *,
-                    entity: Any = None) -> pd.DataFrame:  # fmt: skip
-        """``pd.pivot_table`` (ACRO's signature), checked and protected."""
+                    observed: bool = False, sort: bool = True, *, entity: Any = None,
+                    round_to: int | None = None) -> pd.DataFrame:  # fmt: skip
+        """``pd.pivot_table`` (ACRO's signature), checked and protected; ``round_to``
+        as for :meth:`crosstab`."""
         del dropna, observed, sort
         made = tables.pivot_table(
             self._context(), data, values, index, columns, aggfunc, fill_value, margins,
-            margins_name, entity,
+            margins_name, entity, round_to=round_to,
         )  # fmt: skip
         return self._record(made)  # type: ignore[no-any-return]
 
     def groupby_agg(self, data: pd.DataFrame, by: Any, values: Any, aggfunc: Any = "mean",
-                    *, margins: bool = False, entity: Any = None) -> pd.DataFrame:  # fmt: skip
-        """``data.groupby(by)[values].agg(aggfunc)``, checked and protected."""
-        made = tables.groupby_agg(self._context(), data, by, values, aggfunc, margins, entity)
+                    *, margins: bool = False, entity: Any = None,
+                    round_to: int | None = None) -> pd.DataFrame:  # fmt: skip
+        """``data.groupby(by)[values].agg(aggfunc)``, checked and protected; ``round_to``
+        as for :meth:`crosstab`."""
+        made = tables.groupby_agg(self._context(), data, by, values, aggfunc, margins, entity,
+                                  round_to=round_to)  # fmt: skip
         return self._record(made)  # type: ignore[no-any-return]
 
     def describe(self, data: pd.DataFrame, columns: Any = None, *, by: Any = None,

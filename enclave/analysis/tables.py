@@ -20,7 +20,9 @@ from enclave.analysis.context import (
     checked_table,
     command,
     find_source,
+    require_recipe_to_round,
     require_rows,
+    rounding_base,
     table_provenance,
 )
 from enclave.analysis.datasets import Source
@@ -110,9 +112,13 @@ def crosstab(
     margins_name: str = "All",
     normalize: bool | str = False,
     entity: Any = None,
+    *,
+    round_to: int | None = None,
 ) -> Made:
     """``pd.crosstab`` checked and protected: counts, or ``values`` aggregated by
-    ``aggfunc`` (a name, a known numpy function, or a list of them)."""
+    ``aggfunc`` (a name, a known numpy function, or a list of them); published rounded to
+    base ``round_to`` when given (normalized shares are then of the rounded counts)."""
+    base = rounding_base(round_to)
     if (values is None) != (aggfunc is None):
         raise AnalysisError("values and aggfunc go together: give both or neither")
     funcs = _aggfuncs(aggfunc) if aggfunc is not None else [None]
@@ -132,6 +138,7 @@ def crosstab(
     source = find_source(ctx, {str(s.name): s for s in parts}, table=True)
     frame, unit = add_entity(ctx, frame, entity, source)
     source = _confirm(ctx, frame, unit, source, names)
+    require_recipe_to_round(base, source)
     norm = _normalize_axis(normalize, values)
     files, shown = [], []
     for func in funcs:
@@ -140,7 +147,7 @@ def crosstab(
         _, table, file = checked_table(
             ctx, frame, index=[str(s.name) for s in rows], columns=[str(s.name) for s in cols],
             values=value_name, aggfunc=func, entity=unit, margins=result_margins,
-            source=source, label=label,
+            source=source, label=label, round_to=base,
         )  # fmt: skip
         if norm is not None:
             table = _normalized(table, norm, margins)
@@ -152,9 +159,9 @@ def crosstab(
     value = _rename_margins(value, margins_name)
     call = command(
         "crosstab", index=rows, columns=cols, values=value_name, aggfunc=aggfunc,
-        margins=margins or None, normalize=normalize or None, entity=unit,
+        margins=margins or None, normalize=normalize or None, entity=unit, round_to=base,
     )  # fmt: skip
-    return Made(value, tuple(files), table_provenance(source), "crosstab", call)
+    return Made(value, tuple(files), table_provenance(source, base), "crosstab", call)
 
 
 def _confirm(
@@ -212,11 +219,15 @@ def pivot_table(
     margins: bool = False,
     margins_name: str = "All",
     entity: Any = None,
+    *,
+    round_to: int | None = None,
 ) -> Made:
-    """``pd.pivot_table`` checked and protected, one output file per value and aggregation."""
+    """``pd.pivot_table`` checked and protected, one output file per value and aggregation
+    (published rounded to base ``round_to`` when given)."""
     return _grouped(
         ctx, "pivot_table", data, _names(index), _names(columns), values, aggfunc,
         margins=margins, margins_name=margins_name, fill_value=fill_value, entity=entity,
+        round_to=round_to,
     )  # fmt: skip
 
 
@@ -228,11 +239,15 @@ def groupby_agg(
     aggfunc: Any = "mean",
     margins: bool = False,
     entity: Any = None,
+    *,
+    round_to: int | None = None,
 ) -> Made:
-    """``data.groupby(by)[values].agg(aggfunc)`` checked and protected."""
+    """``data.groupby(by)[values].agg(aggfunc)`` checked and protected (published rounded
+    to base ``round_to`` when given)."""
     return _grouped(
         ctx, "groupby_agg", data, _names(by), [], values, aggfunc,
         margins=margins, margins_name="All", fill_value=None, entity=entity,
+        round_to=round_to,
     )  # fmt: skip
 
 
@@ -249,7 +264,9 @@ def _grouped(
     margins_name: str,
     fill_value: Any,
     entity: Any,
+    round_to: int | None,
 ) -> Made:
+    base = rounding_base(round_to)
     if not isinstance(data, pd.DataFrame):
         raise AnalysisError(f"{method} needs a pandas DataFrame as data")
     if not index:
@@ -268,13 +285,14 @@ def _grouped(
     source = find_source(ctx, {c: data[c] for c in dict.fromkeys(used)}, table=True)
     frame, unit = add_entity(ctx, data, entity, source)
     source = _confirm(ctx, frame, unit, source, list(dict.fromkeys(used)))
+    require_recipe_to_round(base, source)
     files, shown, keys = [], [], []
     for value in value_names:
         for func in funcs:
             label = _file_label(value, _label(func))
             _, table, file = checked_table(
                 ctx, frame, index=index, columns=columns, values=value, aggfunc=func,
-                entity=unit, margins=margins, source=source, label=label,
+                entity=unit, margins=margins, source=source, label=label, round_to=base,
             )  # fmt: skip
             files.append(file)
             shown.append(table)
@@ -292,10 +310,10 @@ def _grouped(
         result = pd.concat(shown, axis=1, keys=keys)
     call = command(
         method, index=index, columns=columns or None, values=value_names, aggfunc=aggfunc,
-        margins=margins or None, entity=unit,
+        margins=margins or None, entity=unit, round_to=base,
     )  # fmt: skip
     made = _rename_margins(result, margins_name)
-    return Made(made, tuple(files), table_provenance(source), method, call)
+    return Made(made, tuple(files), table_provenance(source, base), method, call)
 
 
 def describe(

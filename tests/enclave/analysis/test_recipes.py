@@ -3,13 +3,18 @@ from a frame the researcher changed are labelled as having none."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from enclave.analysis import AnalysisError, Session
+from enclave.analysis.outputs import OutputFile
 from enclave.analysis.recipes import NO_RECIPE_TRANSFORMED
 from output_checker import Parameters
+from output_checker.queue.filetypes import check_record
 from output_checker.queue.recheck import Recheck, recheck_output
 from output_checker.queue.recipes import derive, parse_recipe
 from tests.enclave.analysis.conftest import PROJECT
@@ -120,3 +125,61 @@ def test_a_protected_table_keeps_its_recipe_and_the_queue_rederives_it(
         file.data, "csv", file.record, parse_recipe(file.recipe), Parameters(), project_data
     )
     assert verdict.recheck is Recheck.MATCHES, verdict.summary
+
+
+def _rounded_file(session: Session) -> OutputFile:
+    df = session.load("charities")
+    session.crosstab(df.year, df.grant_type, margins=True, round_to=10)
+    (file,) = session.outputs.get("output_0").files
+    assert file.record is not None and file.recipe is not None
+    return file
+
+
+def test_a_rounded_table_is_re_derived_rounded_by_the_queue(
+    data_dir: Path, session: Session
+) -> None:
+    file = _rounded_file(session)
+    recipe = parse_recipe(file.recipe)
+    assert recipe.round == 10
+    record = check_record("t.csv", file.record, file.sha256)  # bound to the rounded bytes
+    verdict = recheck_output(file.data, "csv", record, recipe, Parameters(), _data(data_dir))
+    assert verdict.recheck is Recheck.MATCHES, verdict.summary
+    assert "rounded to base 10" in verdict.summary
+
+
+def _rebound(file: OutputFile, data: bytes) -> dict[str, Any]:
+    """The record an attacker would send with altered bytes: re-bound to them."""
+    assert file.record is not None
+    record = copy.deepcopy(file.record)
+    record["output"]["sha256"] = hashlib.sha256(data).hexdigest()
+    return record
+
+
+def test_numbers_altered_after_rounding_do_not_match(data_dir: Path, session: Session) -> None:
+    file = _rounded_file(session)
+    lines = file.data.decode().splitlines()
+    fields = lines[2].split(",")
+    fields[2] = str(int(fields[2]) + 10)  # still a multiple of ten, but not the data's
+    altered = "\n".join([*lines[:2], ",".join(fields), *lines[3:]]).encode() + b"\n"
+    assert altered != file.data
+    record = check_record("t.csv", _rebound(file, altered), hashlib.sha256(altered).hexdigest())
+    verdict = recheck_output(
+        altered, "csv", record, parse_recipe(file.recipe), Parameters(), _data(data_dir)
+    )
+    assert verdict.recheck is Recheck.DOES_NOT_MATCH and verdict.status.value == "fail"
+
+
+def test_exact_numbers_claiming_to_be_rounded_do_not_match(
+    data_dir: Path, session: Session
+) -> None:
+    """A recipe that says "round" gets its cells audited as intervals: the exact table under
+    a rounded recipe would slip exact numbers past the ledger, so it is refused."""
+    df = session.load("charities")
+    session.crosstab(df.year, df.grant_type, margins=True)
+    (exact,) = session.outputs.get("output_0").files
+    assert exact.recipe is not None
+    claimed = parse_recipe({**exact.recipe, "round": 10})
+    verdict = recheck_output(
+        exact.data, "csv", exact.record, claimed, Parameters(), _data(data_dir)
+    )
+    assert verdict.recheck is Recheck.DOES_NOT_MATCH

@@ -8,6 +8,7 @@ half-built request behind when a step fails, and keep the token to itself."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from output_checker.queue import service, watcher
 from output_checker.queue.db import upgrade as upgrade_queue
 from output_checker.queue.filetypes import DEFAULT_LIMITS, Limits
 from output_checker.queue.storage import BlobStore
+from output_checker.queue.views import FileView
 from output_checker.queue.web import create_app
 from output_checker.queue.web.state import QueueOptions
 from tests.enclave.analysis.charity import charity_panel
@@ -398,11 +400,8 @@ def test_multipart_bodies_are_well_formed() -> None:
             multipart([], "file", bad, b"x")
 
 
-def test_the_ledger_checks_library_outputs_against_earlier_releases(
-    queue: Queue, tmp_path: Path
-) -> None:
-    """Outputs made with the analysis library carry recipes, so the queue audits them against
-    everything released: the same crosstab without one charity's six rows is caught."""
+def _release_survivors(queue: Queue) -> None:
+    """Release survivors by grant type (every charity), approved by two checkers."""
     ctx, qw = queue.ctx, queue.qw
     first = _session(queue, None)
     charities = first.load("charities")
@@ -416,20 +415,73 @@ def test_the_ledger_checks_library_outputs_against_earlier_releases(
         approve_all(ctx, qw, released.request_id, checker)
     service.approve(ctx, qw.checker_c, released.request_id, comment="two approvals")
 
+
+def _scanned_output(queue: Queue) -> FileView:
+    """The one output file of the bundle the watcher takes from the outbox."""
+    (outcome,) = watcher.scan(queue.ctx)
+    assert outcome.request_id is not None
+    request = service.get_request(queue.ctx, queue.qw.author, outcome.request_id)
+    (file,) = [f for f in request.files if f.kind == "output"]
+    return file
+
+
+def test_the_ledger_checks_library_outputs_against_earlier_releases(
+    queue: Queue, tmp_path: Path
+) -> None:
+    """Outputs made with the analysis library carry recipes, so the queue audits them against
+    everything released: the same crosstab without one charity's six rows is caught."""
+    _release_survivors(queue)
     second = _session(queue, None)
     charities = second.load("charities")
     fewer = second.where(charities, "charity_id", "!=", 0)
     second.crosstab(fewer.survivor, fewer.grant_type)
     second.submit()
-    (outcome,) = watcher.scan(ctx)
-    assert outcome.request_id is not None
-    (file,) = [
-        f
-        for f in service.get_request(ctx, qw.author, outcome.request_id).files
-        if f.kind == "output"
-    ]
+    file = _scanned_output(queue)
     assert file.automated_status == "fail" and file.ledger is not None
     (finding,) = file.ledger["differencing"]
     gone = charities[charities.charity_id == 0]
     assert finding["isolated"] == len(gone) and finding["nested"]
     assert finding["cell"]["key"] == [gone.survivor.iloc[0], gone.grant_type.iloc[0]]
+
+
+def test_rounding_in_the_session_resolves_the_differencing(queue: Queue) -> None:
+    """The same re-release rounded to base 10 (at least max(T, 2 x protection)): the queue
+    re-derives it rounded, finds it matches, and the ledger no longer isolates the charity."""
+    _release_survivors(queue)
+    second = _session(queue, None)
+    charities = second.load("charities")
+    fewer = second.where(charities, "charity_id", "!=", 0)
+    table = second.crosstab(fewer.survivor, fewer.grant_type, round_to=10)
+    assert (table.stack() % 10 == 0).all()
+    second.submit()
+    file = _scanned_output(queue)
+    assert file.recheck == "matches", file.check_summary
+    assert file.recipe is not None and file.recipe["round"] == 10
+    assert file.ledger is not None and file.ledger["differencing"] == []
+    assert file.automated_status != "fail", file.check_summary
+
+
+def test_a_rounded_file_altered_in_the_outbox_does_not_match(queue: Queue) -> None:
+    """An attacker edits the rounded CSV in the bundle (still multiples of ten) and re-binds
+    the manifest and the record to the new bytes: the queue re-derives the table and refuses
+    the numbers."""
+    session = _session(queue, None)
+    charities = session.load("charities")
+    session.crosstab(charities.survivor, charities.grant_type, round_to=10)
+    session.add_comments("output_0", "Survivors by grant type, rounded.")
+    content = bundle.build(list(session.outputs), title="rounded", project="study")
+    files = dict(content.files)
+    lines = files["output_0.csv"].decode().splitlines()
+    fields = lines[-1].split(",")
+    fields[-1] = str(int(fields[-1]) + 10)
+    altered = "\n".join([*lines[:-1], ",".join(fields)]).encode() + b"\n"
+    digest = hashlib.sha256(altered).hexdigest()
+    manifest = copy.deepcopy(content.manifest)
+    (entry,) = [e for e in manifest["files"] if e["name"] == "output_0.csv"]
+    entry["sha256"] = entry["record"]["output"]["sha256"] = digest
+    files["output_0.csv"] = altered
+    bundle.write(session.outbox, BundleContent(tuple(files.items()), manifest))
+    file = _scanned_output(queue)
+    assert file.sha256 == digest  # accepted as submitted, then judged against the data
+    assert file.recheck == "does_not_match" and file.automated_status == "fail"
+    assert "do not match the data" in file.check_summary

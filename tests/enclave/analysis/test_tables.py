@@ -3,11 +3,15 @@ output with its evidence (cases modelled on ACRO's charity data, spec §12.5).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from enclave.analysis import AnalysisError, Session
+from output_checker import manifest
 from output_checker.status import Status
 from tests.enclave.analysis.conftest import Echo
 
@@ -151,4 +155,74 @@ def test_mixed_types_in_values_are_refused(session: Session, charities: pd.DataF
     frame.loc[0, "inc_grants"] = "n/a"
     with pytest.raises(AnalysisError, match="numeric"):
         session.pivot_table(frame, "inc_grants", "year")
+    assert len(session.outputs) == 0
+
+
+def test_a_rounded_crosstab_publishes_multiples_of_the_base_and_keeps_blanks(
+    session: Session, echo: Echo
+) -> None:
+    df = session.load("charities")
+    exact = session.crosstab(df.year, df.grant_type, margins=True)
+    rounded = session.crosstab(df.year, df.grant_type, margins=True, round_to=10)
+    assert rounded.isna().equals(exact.isna())  # suppressed cells stay missing
+    assert exact.isna().any().any()
+    shown = rounded.stack().dropna().astype(int)
+    assert (shown % 10 == 0).all() and not (exact.stack().dropna() % 10 == 0).all()
+    assert ((shown - exact.stack().dropna().astype(int)).abs() <= 5).all()
+    assert rounded.loc["All", "All"] == 920  # 918, halves up to the nearest ten
+    (file,) = session.outputs.get("output_1").files
+    assert file.data == rounded.to_csv().encode()  # the file is the rounded table
+    assert file.record is not None and file.recipe is not None
+    manifest.validate(file.record)
+    assert file.record["output"] == {"format": "csv", "sha256": file.sha256, "rounded_to": 10}
+    assert any("rounded to base 10" in note for note in file.record["notes"])
+    assert file.recipe["round"] == 10
+    assert session.outputs.get("output_0").files[0].recipe["round"] is None  # type: ignore[index]
+    output = session.outputs.get("output_1")
+    assert output.provenance.label.endswith("rounded to base 10")
+    assert "rounded to base 10" in echo.last and "round_to=10" in output.command
+
+
+def test_rounded_pivot_table_and_groupby_agg(session: Session) -> None:
+    df = session.load("charities")
+    means = session.pivot_table(df, "inc_grants", "year", "grant_type", round_to=1000)
+    values = means.stack().dropna()
+    assert len(values) > 0 and (values % 1000 == 0).all()
+    assert means["R/G"].isna().all()  # too few charities: suppressed, and stays so
+    sums = session.groupby_agg(df, "survivor", "inc_grants", ["sum", "mean"], round_to=100)
+    assert list(sums.columns) == ["sum", "mean"]
+    assert (sums.stack().dropna() % 100 == 0).all()
+    files = session.outputs.get("output_1").files
+    assert [f.recipe["round"] for f in files if f.recipe] == [100, 100]
+    assert all(f.record and f.record["output"]["sha256"] == f.sha256 for f in files)
+
+
+@pytest.mark.parametrize("base", [1, 0, -10, 2.5, True, "10"])
+def test_a_bad_rounding_base_is_refused_and_nothing_recorded(session: Session, base: Any) -> None:
+    df = session.load("charities")
+    calls: list[Callable[[], object]] = [
+        lambda: session.crosstab(df.year, df.grant_type, round_to=base),
+        lambda: session.pivot_table(df, "inc_grants", "year", round_to=base),
+        lambda: session.groupby_agg(df, "year", "inc_grants", round_to=base),
+    ]
+    for call in calls:
+        with pytest.raises(AnalysisError, match="round_to: a rounding base must be") as caught:
+            call()
+        assert "\n" not in str(caught.value)
+    assert len(session.outputs) == 0
+
+
+def test_rounding_a_table_without_a_recipe_is_refused(
+    session: Session, charities: pd.DataFrame
+) -> None:
+    """Without a recipe the queue compares the file with the record's exact cells, so a
+    rounded file could never be vouched for: refused before anything is recorded."""
+    calls: list[Callable[[], object]] = [
+        lambda: session.crosstab(charities.year, charities.grant_type, round_to=10),
+        lambda: session.pivot_table(charities, "inc_grants", "year", round_to=10),
+        lambda: session.groupby_agg(charities, "year", "inc_grants", round_to=10),
+    ]
+    for call in calls:
+        with pytest.raises(AnalysisError, match="round_to needs a table built from a registered"):
+            call()
     assert len(session.outputs) == 0
