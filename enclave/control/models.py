@@ -166,6 +166,8 @@ class Dataset(Base):
     custodian_id: Mapped[int] = _people_fk()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int] = _people_fk()
+    # whether releasing outputs derived from it needs the custodian's (or a delegate's) sign-off
+    egress_signoff: Mapped[bool] = mapped_column(default=False)
 
     custodian: Mapped[Person] = relationship(foreign_keys=[custodian_id], lazy="joined")
     variables: Mapped[list[DatasetVariable]] = relationship(
@@ -277,3 +279,183 @@ class StateVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+# ----- governance records (SATRE pillars 1-3) ----------------------------------------------------
+
+
+class Organisation(Base):
+    """An organisation people belong to (matched on ``Person.organisation``) and its assurance
+    (for example a DSPT or ISO 27001 certificate) with an expiry: its people are blocked while
+    it is missing, lapsed or withdrawn."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    assurance_scheme: Mapped[str] = mapped_column(String(100))
+    assurance_reference: Mapped[str] = mapped_column(String(100))
+    assured_until: Mapped[date] = mapped_column(Date)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by_id: Mapped[int] = _people_fk()
+
+
+class ComplianceRecord(Base):
+    """One time-limited compliance item of a project (data-sharing agreement, ethics approval,
+    funding, DPIA) or of a person (training): valid from one date to another. A newer record
+    of the same kind supersedes the older one, which is kept."""
+
+    __tablename__ = "compliance_records"
+    __table_args__ = (
+        CheckConstraint("(project_id IS NULL) <> (person_id IS NULL)", name="one_subject"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text, default="")  # e.g. a course's version
+    valid_from: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by_id: Mapped[int] = _people_fk()
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AgreementAcceptance(Base):
+    """A person's acceptance of one version of the user agreement."""
+
+    __tablename__ = "agreement_acceptances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Sanction(Base):
+    """A person suspended (until lifted) or barred (for good) across every project after a
+    breach, with the reason, and the person's appeal and its outcome."""
+
+    __tablename__ = "sanctions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # suspended | barred
+    reason: Mapped[str] = mapped_column(Text)
+    imposed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    imposed_by_id: Mapped[int] = _people_fk()
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by_id: Mapped[int | None] = _people_fk(nullable=True)
+    lift_reason: Mapped[str] = mapped_column(Text, default="")
+    appeal: Mapped[str] = mapped_column(Text, default="")
+    appealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    appeal_outcome: Mapped[str] = mapped_column(String(16), default="")  # upheld | overturned
+    appeal_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    appeal_decided_by_id: Mapped[int | None] = _people_fk(nullable=True)
+
+
+class Freeze(Base):
+    """An incident freeze: every session stopped and every release held, for one project or
+    (``project_id`` NULL) the whole enclave, until it is ended."""
+
+    __tablename__ = "freezes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by_id: Mapped[int] = _people_fk()
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by_id: Mapped[int | None] = _people_fk(nullable=True)
+
+
+class Alert(Base):
+    """A security alert raised from the audit log (repeated failed logins, refused access,
+    unusual export volume), waiting in the admins' review queue until someone closes it."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    subject: Mapped[str] = mapped_column(String(320))  # who or which project it is about
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # one alert per occurrence
+    detail: Mapped[str] = mapped_column(Text)  # canonical JSON, no person-level data
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_by_id: Mapped[int | None] = _people_fk(nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="")  # benign | incident
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class EgressRight(Base):
+    """The custodian's (or a delegate's) grant to one person of the right to request the
+    release of outputs derived from one dataset in one project (SATRE 3.1.06)."""
+
+    __tablename__ = "egress_rights"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    granted_by_id: Mapped[int] = _people_fk()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[int | None] = _people_fk(nullable=True)
+
+
+class DatasetDelegate(Base):
+    """A person the custodian delegates egress decisions for their dataset to."""
+
+    __tablename__ = "dataset_delegates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_by_id: Mapped[int] = _people_fk()
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeletionCertificate(Base):
+    """The signed record of what a governed project close deleted or archived (hashes, when,
+    by whom) and which keys it destroyed (SATRE 1.4.04, 3.1.10)."""
+
+    __tablename__ = "deletion_certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_by_id: Mapped[int] = _people_fk()
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON, what the signature covers
+    signature: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(100))
+
+
+class DatasetVersion(Base):
+    """A version of a dataset brought in by its custodian: validated and scanned, then usable
+    (by linkage and extracts) only once the custodian approves it (SATRE 3.1.04)."""
+
+    __tablename__ = "dataset_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    version: Mapped[str] = mapped_column(String(80))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(String(500))  # inside the data directory
+    state: Mapped[str] = mapped_column(String(16))  # submitted | rejected | approved
+    report: Mapped[str] = mapped_column(Text)  # canonical JSON: validation and scan findings
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_by_id: Mapped[int] = _people_fk()
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = _people_fk(nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
