@@ -500,87 +500,34 @@ def lp_findings(
             stacked = stacked or stack(parts)
             _check_one_value_per_entity(stacked.weights[rows], quantity)
         lower, upper = _bounds(quantity, values[rows], n_entities, bounds)
-        box = _RowBox(row_lo, row_hi, lower, upper)
-        tol = LP_TOL * max(1.0, float(np.abs(values[rows]).max(initial=0.0)))
-        usable = published & in_quantity
-        found: dict[int, Interval | None] = {}
-        for t in targets.tolist():
-            entities = new.weights.indices[new.weights.indptr[t] : new.weights.indptr[t + 1]]
-            if entities.shape[0] == 0:  # a cell without contributors is known to be empty
-                found[t] = Interval(0.0, 0.0, np.zeros(0, dtype=np.int64))
-                continue
-            touching = neighbourhood.rows(entities)
-            cap = max(LOCAL_ROW_SIZE, 4 * entities.shape[0])
-            live = touching[usable[touching]]
-            near, large = live[sizes[live] <= cap], live[sizes[live] > cap]
-            found[t] = _local_point(
-                neighbourhood.pattern(near),
-                near,
-                box,
-                entities.astype(np.int64),
-                tol,
-                deadline,
-                (neighbourhood.pattern(large), large),
-            )
-        # who may move in the inner LPs: the people of every hidden cell, and of the small
-        # published cells around them (so a move can be balanced inside such a cell)
-        hidden_people = np.unique(new.weights[targets].indices).astype(np.int64)
-        near = neighbourhood.rows(hidden_people)
-        near = near[usable[near] & (sizes[near] <= LOCAL_ROW_SIZE)]
-        free = np.union1d(hidden_people, neighbourhood.pattern(near).indices)
-        for t, interval in found.items():
-            if interval is not None:
-                continue
-            entities = new.weights.indices[new.weights.indptr[t] : new.weights.indptr[t + 1]]
-            inner = _inner_interval(
-                neighbourhood, entities.astype(np.int64), free, usable, box, tol, deadline
-            )
-            up, down, width = (float(level[t]) for level in levels)
-            if inner is not None and protects(
-                inner, float(values[offset + t]), up, down, width, tol
-            ):
-                found[t] = inner
+        stage = _Stage(
+            new=new,
+            neighbourhood=neighbourhood,
+            sizes=sizes,
+            usable=published & in_quantity,
+            box=_RowBox(row_lo, row_hi, lower, upper),
+            tol=LP_TOL * max(1.0, float(np.abs(values[rows]).max(initial=0.0))),
+            deadline=deadline,
+        )
+        truth = values[offset:]
+        found = _local_stage(stage, targets)
+        found.update(_inner_stage(stage, targets, found, truth, levels))
         open_targets = [t for t, interval in found.items() if interval is None]
         if open_targets:
             stacked = stacked or stack(parts)
-            sub = stacked.weights[rows]
-            pattern = sparse.csr_matrix(
-                (np.ones(sub.nnz), sub.indices, sub.indptr), shape=sub.shape, dtype=np.float64
+            found.update(
+                _component_stage(
+                    stage, stacked.weights[rows], rows, published, offset, open_targets
+                )
             )
-            # atoms over all rows of the quantity (hidden ones too) refine those of any
-            # sub-LP, so one merge serves every target
-            pattern, atom_lower, atom_upper = merge_atoms(pattern, lower, upper)
-            sub_published = published[rows]
-            lps = ComponentLPs(
-                pattern,
-                sub_published,
-                row_lo[rows],
-                row_hi[rows],
-                atom_lower,
-                atom_upper,
-                components(pattern, sub_published),
-                deadline,
-            )
-            local = np.searchsorted(rows, offset + np.asarray(open_targets))
-            for t, interval in zip(
-                open_targets, lps.intervals(local.tolist(), local=False), strict=True
-            ):
-                found[t] = Interval(interval.lo, interval.hi, rows[interval.binding])
         for t in targets.tolist():
             answer = found[t]
             assert answer is not None
-            a, lo, hi = float(values[offset + t]), answer.lo, answer.hi
+            a = float(truth[t])
             up, down, width = (float(level[t]) for level in levels)
-            if not protects(answer, a, up, down, width, tol):
-                findings.append(
-                    LPFinding(
-                        cell=ref(offset + t),
-                        value=a,
-                        lo=lo,
-                        hi=hi,
-                        binding=tuple(ref(int(b)) for b in answer.binding),
-                    )
-                )
+            if not protects(answer, a, up, down, width, stage.tol):
+                binding = tuple(ref(int(b)) for b in answer.binding)
+                findings.append(LPFinding(ref(offset + t), a, answer.lo, answer.hi, binding))
     return tuple(findings)
 
 
@@ -612,6 +559,120 @@ class _Neighbourhood:
     def pattern(self, rows: IntArray) -> sparse.csr_matrix:
         """The 0/1 pattern of ``rows`` (sorted) over every entity."""
         return _ones(self.weights(rows))
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """What every stage of one quantity's audit reads: the new output, the released rows
+    around its entities, each ledger row's size and whether it is a published row of the
+    quantity, the rows' intervals and variables' bounds, the tolerance and the deadline."""
+
+    new: Aggregates
+    neighbourhood: _Neighbourhood
+    sizes: IntArray
+    usable: BoolArray
+    box: _RowBox
+    tol: float
+    deadline: float
+
+    def entities(self, target: int) -> IntArray:
+        weights = self.new.weights
+        start, stop = weights.indptr[target : target + 2]
+        return np.asarray(weights.indices[start:stop], dtype=np.int64)
+
+
+def _local_stage(stage: _Stage, targets: IntArray) -> dict[int, Interval | None]:
+    """Stage 1, per target: the exact point the small rows around it (and the small
+    differences of large ones) pin it to, or None (see :func:`_local_point`)."""
+    found: dict[int, Interval | None] = {}
+    for t in targets.tolist():
+        entities = stage.entities(t)
+        if entities.shape[0] == 0:  # a cell without contributors is known to be empty
+            found[t] = Interval(0.0, 0.0, np.zeros(0, dtype=np.int64))
+            continue
+        touching = stage.neighbourhood.rows(entities)
+        cap = max(LOCAL_ROW_SIZE, 4 * entities.shape[0])
+        live = touching[stage.usable[touching]]
+        near, large = live[stage.sizes[live] <= cap], live[stage.sizes[live] > cap]
+        found[t] = _local_point(
+            stage.neighbourhood.pattern(near),
+            near,
+            stage.box,
+            entities,
+            stage.tol,
+            stage.deadline,
+            (stage.neighbourhood.pattern(large), large),
+        )
+    return found
+
+
+def _inner_stage(
+    stage: _Stage,
+    targets: IntArray,
+    found: Mapping[int, Interval | None],
+    truth: FloatArray,
+    levels: Sequence[FloatArray],
+) -> dict[int, Interval]:
+    """Stage 2, for the targets stage 1 left open: an inner interval that already meets the
+    protection rule proves it (see :func:`_inner_interval`); the others stay open."""
+    # who may move: the people of every hidden cell, and of the small published cells
+    # around them (so a move can be balanced inside such a cell)
+    hidden_people = np.unique(stage.new.weights[targets].indices).astype(np.int64)
+    near = stage.neighbourhood.rows(hidden_people)
+    near = near[stage.usable[near] & (stage.sizes[near] <= LOCAL_ROW_SIZE)]
+    free = np.union1d(hidden_people, stage.neighbourhood.pattern(near).indices)
+    proven: dict[int, Interval] = {}
+    for t in (t for t, interval in found.items() if interval is None):
+        inner = _inner_interval(
+            stage.neighbourhood,
+            stage.entities(t),
+            free,
+            stage.usable,
+            stage.box,
+            stage.tol,
+            stage.deadline,
+        )
+        up, down, width = (float(level[t]) for level in levels)
+        if inner is not None and protects(inner, float(truth[t]), up, down, width, stage.tol):
+            proven[t] = inner
+    return proven
+
+
+def _component_stage(
+    stage: _Stage,
+    weights: sparse.csr_matrix,
+    rows: IntArray,
+    published: BoolArray,
+    offset: int,
+    targets: Sequence[int],
+) -> dict[int, Interval]:
+    """Stage 3, for the targets still open: the exact interval from the LP of each target's
+    connected component of the whole ledger (``weights``: the quantity's ledger ``rows``)."""
+    pattern = sparse.csr_matrix(
+        (np.ones(weights.nnz), weights.indices, weights.indptr),
+        shape=weights.shape,
+        dtype=np.float64,
+    )
+    # atoms over all rows of the quantity (hidden ones too) refine those of any sub-LP, so
+    # one merge serves every target
+    pattern, atom_lower, atom_upper = merge_atoms(pattern, stage.box.lower, stage.box.upper)
+    sub_published = published[rows]
+    lps = ComponentLPs(
+        pattern,
+        sub_published,
+        stage.box.row_lo[rows],
+        stage.box.row_hi[rows],
+        atom_lower,
+        atom_upper,
+        components(pattern, sub_published),
+        stage.deadline,
+    )
+    local = np.searchsorted(rows, offset + np.asarray(targets))
+    intervals = lps.intervals(local.tolist(), local=False)
+    return {
+        t: Interval(found.lo, found.hi, rows[found.binding])
+        for t, found in zip(targets, intervals, strict=True)
+    }
 
 
 def protects(
