@@ -8,7 +8,8 @@ re-checks that the snapshot it records is the one that was checked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -113,6 +114,35 @@ def verdict(
         content, filetype, record, recipe, parameters, project_data_dir(ctx.data_dir, project)
     )
     return ledger.combine(found, ledger.audit_output(ctx, project, found, parameters))
+
+
+def recheck_rows(
+    ctx: Context,
+    project: str,
+    parameters: Parameters,
+    rows: Sequence[m.File],
+) -> dict[str, tuple[str, Verdict]]:
+    """Re-read each output row's snapshot (IntegrityFailure if it no longer has its hash),
+    re-run the server's checks on it and audit it against the project's ledger: file uuid ->
+    (sha256 checked, verdict). The rows would be released together, so each is also audited
+    against the others."""
+    blobs = BlobStore.for_data_dir(ctx.data_dir)
+    found = {
+        row.uuid: recheck_output(
+            blobs.read(row.sha256),
+            row.filetype,
+            json.loads(row.record) if row.record else None,
+            parse_recipe(json.loads(row.recipe)) if row.recipe else None,
+            parameters,
+            project_data_dir(ctx.data_dir, project),
+        )
+        for row in rows
+    }
+    names = {row.uuid: row.name for row in rows}
+    audited = ledger.audit_outputs(ctx, project, found, names, parameters)
+    return {
+        row.uuid: (row.sha256, ledger.combine(found[row.uuid], audited[row.uuid])) for row in rows
+    }
 
 
 def store(data_dir: Path, prepared: PreparedFile) -> None:

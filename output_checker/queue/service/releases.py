@@ -10,7 +10,6 @@ never release anything.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from output_checker.queue.policies import (
     check_project_writable,
     check_reviewer_can_see,
 )
-from output_checker.queue.recipes import parse_recipe
 from output_checker.queue.service import _files, ledger
 from output_checker.queue.service._base import (
     actor_facts,
@@ -122,24 +120,11 @@ def _reaudit_stale(ctx: Context, actor: str, request_id: str) -> None:
     slug, params, rows, newest = read(
         ctx, actor, load, event="queue_request_approve", target=request_id
     )
-    blobs = BlobStore.for_data_dir(ctx.data_dir)
-    fresh = {
-        row.uuid: (
-            row.sha256,
-            _files.verdict(
-                ctx,
-                slug,
-                params,
-                blobs.read(row.sha256),
-                row.filetype,
-                json.loads(row.record) if row.record else None,
-                parse_recipe(json.loads(row.recipe)) if row.recipe else None,
-            ),
-        )
-        for row in ledger.stale(rows, newest)
-    }
-    if not fresh:
+    # When any output is stale, all of them again and together, as at submission: they
+    # would be released together, so a difference between two of them stays a finding.
+    if not ledger.stale(rows, newest):
         return
+    fresh = _files.recheck_rows(ctx, slug, params, rows)
 
     def work(session: Session, me: Person) -> list[str]:
         request = load_request(session, request_id)

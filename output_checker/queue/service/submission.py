@@ -8,8 +8,6 @@ recorded as checked is what was checked.
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,9 +22,8 @@ from output_checker.queue.policies import (
     check_precondition,
     groups_to_explain_on_resubmit,
 )
-from output_checker.queue.recheck import Verdict, recheck_output
-from output_checker.queue.recipes import parse_recipe, project_data_dir
-from output_checker.queue.service import _files, ledger
+from output_checker.queue.recheck import Verdict
+from output_checker.queue.service import _files
 from output_checker.queue.service._base import (
     actor_facts,
     clean_text,
@@ -42,7 +39,6 @@ from output_checker.queue.service._base import (
     request_facts,
 )
 from output_checker.queue.service._convert import summary
-from output_checker.queue.storage import BlobStore
 from output_checker.queue.views import RequestSummary
 from output_checker.queue.workflow import (
     FileKind,
@@ -63,8 +59,9 @@ RECHECK_EVENT = "queue_outputs_rechecked"
 def _checked_outputs(
     ctx: Context, actor: str, request_id: str, event: str
 ) -> dict[str, tuple[str, Verdict]]:
-    """Re-read every output's snapshot (verified against its hash) and re-run the server's
-    checks on it: file uuid -> (sha256 checked, verdict)."""
+    """Re-read every output's snapshot (verified against its hash), re-run the server's
+    checks on it and audit it against the ledger and the other outputs: file uuid -> (sha256
+    checked, verdict)."""
 
     def load(session: Session, me: Person) -> tuple[str, Parameters, list[m.File]]:
         request = load_request(session, request_id)
@@ -80,23 +77,8 @@ def _checked_outputs(
         return project.slug, parameters_of(project), list(files)
 
     project, params, files = read(ctx, actor, load, event=event, target=request_id)
-    blobs = BlobStore.for_data_dir(ctx.data_dir)
-    found = {
-        row.uuid: recheck_output(
-            blobs.read(row.sha256),
-            row.filetype,
-            json.loads(row.record) if row.record else None,
-            parse_recipe(json.loads(row.recipe)) if row.recipe else None,
-            params,
-            project_data_dir(ctx.data_dir, project),
-        )
-        for row in files
-    }
-    names = {row.uuid: row.name for row in files}
-    audited = ledger.audit_outputs(ctx, project, found, names, params)
-    return {
-        row.uuid: (row.sha256, ledger.combine(found[row.uuid], audited[row.uuid])) for row in files
-    }
+    # Together: the outputs would be released together, so each is audited against the others.
+    return _files.recheck_rows(ctx, project, params, files)
 
 
 def _keep_changed_verdicts(

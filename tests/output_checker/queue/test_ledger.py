@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
@@ -17,12 +19,14 @@ from enclave.control.db import transaction
 from output_checker.queue import ledger_store, service
 from output_checker.queue import models as m
 from output_checker.queue.errors import Conflict, IntegrityFailure, WorkflowError
+from output_checker.queue.ledger_cells import OutputCells
 from output_checker.queue.views import FileView
 from output_checker.queue.workflow import Status
 from tests.output_checker.queue.factories import (
     Output,
     QueueWorld,
     add_output,
+    approve_all,
     dataset_frame,
     distinct,
     make_request,
@@ -233,10 +237,10 @@ def test_outputs_released_together_are_audited_against_each_other(
     assert [f.automated_status for f in files] == ["pass", "pass"]
     with pytest.raises(WorkflowError, match=r"need an exception request: all\.csv, not-90\.csv"):
         service.submit(ctx, qw.author, rid)
-    files = {f.name: f for f in service.get_request(ctx, qw.author, rid).files}
+    by_name = {f.name: f for f in service.get_request(ctx, qw.author, rid).files}
     for name, other in (("all.csv", "not-90.csv"), ("not-90.csv", "all.csv")):
-        assert files[name].automated_status == "fail"  # kept, so the author sees why
-        labels = {f["other"]["output"]["label"] for f in _report(files[name])["differencing"]}
+        assert by_name[name].automated_status == "fail"  # kept, so the author sees why
+        labels = {f["other"]["output"]["label"] for f in _report(by_name[name])["differencing"]}
         assert labels == {f"{other} in this request"}
 
 
@@ -287,6 +291,82 @@ def test_an_altered_ledger_file_is_refused(ctx: Context, qw: QueueWorld) -> None
         _submit_new(ctx, qw, recipe_output(qw, "not-90.csv", filters=(NOT_90,)))
 
 
+def _alter(ctx: Context, digest: str) -> None:
+    path = ledger_store.store(ctx.data_dir).path_of(digest)
+    os.chmod(path, 0o640)
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+def _released_digest(ctx: Context, qw: QueueWorld) -> str:
+    _released(ctx, qw, recipe_output(qw, "all.csv"))
+    ((_, digest),) = _entries(ctx)
+    assert digest is not None
+    return digest
+
+
+def _same(a: OutputCells, b: OutputCells) -> bool:
+    return (
+        np.array_equal(a.keys, b.keys)
+        and np.array_equal(a.hidden, b.hidden)
+        and np.array_equal(a.protection, b.protection)
+        and (a.aggregates.weights != b.aggregates.weights).nnz == 0
+    )
+
+
+def test_a_verified_ledger_file_is_not_read_again(ctx: Context, qw: QueueWorld) -> None:
+    """Once verified, a ledger file is served from memory: altering it afterwards changes
+    nothing, the audit still runs on the cells that matched the file's name."""
+    digest = _released_digest(ctx, qw)
+    verified = ledger_store.load(ctx.data_dir, digest, "x")
+    _alter(ctx, digest)
+    assert _same(ledger_store.load(ctx.data_dir, digest, "x"), verified)
+    file = _submit_new(ctx, qw, recipe_output(qw, "not-90.csv", filters=(NOT_90,)))
+    assert file.automated_status == "fail"
+    ledger_store.clear_cache()
+    with pytest.raises(IntegrityFailure, match="does not match its hash"):
+        ledger_store.load(ctx.data_dir, digest, "x")
+
+
+def test_a_ledger_file_altered_before_its_first_read_is_never_cached(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    digest = _released_digest(ctx, qw)
+    _alter(ctx, digest)
+    for _ in range(2):  # the failure is not remembered as a success
+        with pytest.raises(IntegrityFailure, match="does not match its hash"):
+            ledger_store.load(ctx.data_dir, digest, "x")
+
+
+def test_changing_loaded_cells_does_not_change_the_cached_ones(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    digest = _released_digest(ctx, qw)
+    first = ledger_store.load(ctx.data_dir, digest, "x")
+    kept = ledger_store.decode(ledger_store.store(ctx.data_dir).read(digest), "x")
+    first.aggregates.weights.data[:] = 0
+    first.keys[:] = 0
+    first.hidden[:] = True
+    assert _same(ledger_store.load(ctx.data_dir, digest, "x"), kept)
+    assert ledger_store.load(ctx.data_dir, digest, "y").aggregates.grids[0].output == "y"
+
+
+def test_the_cache_is_bounded(
+    ctx: Context, qw: QueueWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its bound the least recently used file goes, and is verified again when read."""
+    monkeypatch.setattr(ledger_store, "_CACHE", ledger_store._Cache(1, ledger_store.CACHE_BYTES))
+    digest = _released_digest(ctx, qw)
+    cells = ledger_store.load(ctx.data_dir, digest, "x")
+    other = ledger_store.save(ctx.data_dir, replace(cells, base=5))
+    assert other != digest
+    ledger_store.load(ctx.data_dir, other, "x")  # pushes the first one out
+    _alter(ctx, digest)
+    with pytest.raises(IntegrityFailure, match="does not match its hash"):
+        ledger_store.load(ctx.data_dir, digest, "x")
+
+
 def test_an_approval_since_the_audit_is_caught_before_the_second_release(
     ctx: Context, qw: QueueWorld
 ) -> None:
@@ -307,3 +387,34 @@ def test_an_approval_since_the_audit_is_caught_before_the_second_release(
     assert service.get_request(ctx, qw.checker_c, second).summary.status is Status.REVIEWED
     with transaction(ctx.engine, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(m.LedgerEntry)) == 1
+
+
+def test_outputs_re_audited_at_approval_are_still_audited_against_each_other(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    """Two outputs of one request that difference each other go to review with exception
+    requests. An approval elsewhere makes them stale; their re-audit before approval must
+    again audit them together, or the finding between them would silently disappear."""
+    rid = make_request(
+        ctx,
+        qw,
+        Status.PENDING,
+        outputs=(
+            recipe_output(qw, "all.csv"),
+            recipe_output(qw, "not-90.csv", filters=(NOT_90,)),
+        ),
+    )
+    with pytest.raises(WorkflowError, match="need an exception request"):
+        service.submit(ctx, qw.author, rid)
+    for file in service.get_request(ctx, qw.author, rid).files:
+        service.set_exception(ctx, qw.author, rid, file.id, "published together on purpose")
+    service.submit(ctx, qw.author, rid)
+    approve_all(ctx, qw, rid, qw.checker_a)
+    approve_all(ctx, qw, rid, qw.checker_b)
+    make_request(ctx, qw, Status.APPROVED, outputs=(recipe_output(qw, "other.csv"),))
+    service.approve(ctx, qw.checker_c, rid, comment="reviewed with the exception")
+    by_name = {f.name: f for f in service.get_request(ctx, qw.checker_c, rid).files}
+    for name, other in (("all.csv", "not-90.csv"), ("not-90.csv", "all.csv")):
+        assert by_name[name].automated_status == "fail"
+        labels = {f["other"]["output"]["label"] for f in _report(by_name[name])["differencing"]}
+        assert f"{other} in this request" in labels
