@@ -1044,7 +1044,7 @@ def main(argv: list[str] | None = None) -> int:
 
     live = Context(engine=engine, data_dir=data_dir)  # the real clock from here on
     secrets = {email: qs.enrol(live, email) for email in cast.checkers}
-    bearers = [f"Bearer {qs.token(live, email)}" for email in cast.checkers]
+    bearers = [f"Bearer {qs.token(live, email, secrets[email])}" for email in cast.checkers]
     authors = []
     for n in range(args.clients):
         project = cast.projects[n % len(cast.projects)]

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from enclave import cli_admin_commands as c
+from enclave import cli_admin_data as d
+from enclave import cli_admin_egress as e
 from enclave.control import audit, db
 from enclave.control.context import open_context
 from enclave.control.errors import ControlError
@@ -28,6 +30,9 @@ HUB_AFFECTING = {
     "add-member",
     "remove-member",
     "suspend-person",
+    "bar-person",
+    "lift-sanction",
+    "decide-appeal",
     "reinstate-person",
 }
 
@@ -91,12 +96,75 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
         (AS, _a("email"), _a("--role", action="append")),
         c.set_roles,
     ),
+    # breach handling (service/incidents.py): a sanction in every project at once
     "suspend-person": (
-        "suspend an account at once",
+        "suspend a person in every project: tokens revoked, sessions stopped",
         (AS, _a("email"), REASON),
-        c.set_active(False),
+        c.sanction("suspend"),
     ),
-    "reinstate-person": ("reinstate an account", (AS, _a("email"), REASON), c.set_active(True)),
+    "bar-person": (
+        "bar a person for good (only an overturned appeal lifts it)",
+        (AS, _a("email"), REASON),
+        c.sanction("bar"),
+    ),
+    "lift-sanction": ("lift a suspension", (AS, _a("sanction"), REASON), c.lift_sanction),
+    "appeal": (
+        "record an appeal against a sanction",
+        (AS, _a("sanction"), _a("--statement", required=True)),
+        c.appeal,
+    ),
+    "decide-appeal": (
+        "decide an appeal (not by the admin who imposed the sanction)",
+        (
+            AS,
+            _a("sanction"),
+            _a("--outcome", required=True, choices=["upheld", "overturned"]),
+            REASON,
+        ),
+        c.decide_appeal,
+    ),
+    "sanctions": (
+        "list sanctions in force (--all: every one)",
+        (AS, JSON, _a("--email"), _a("--all", action="store_true")),
+        c.list_sanctions,
+    ),
+    "freeze": (
+        "incident freeze: stop every session and hold releases (of one project, or all)",
+        (AS, _a("--project", metavar="SLUG", help="default: the whole enclave"), REASON),
+        c.freeze,
+    ),
+    "unfreeze": ("end a freeze", (AS, _a("freeze"), REASON), c.unfreeze),
+    "freezes": (
+        "list freezes in force (--all: every one)",
+        (AS, JSON, _a("--all", action="store_true")),
+        c.list_freezes,
+    ),
+    # security-log alerts (service/alerts.py)
+    "scan-alerts": (
+        "raise alerts from the audit log since the last scan",
+        (_a("--as", dest="actor", metavar="EMAIL", help="the admin asking (default: system)"),),
+        c.scan_alerts,
+    ),
+    "alerts": (
+        "list open alerts (--all: reviewed ones too)",
+        (AS, JSON, _a("--all", action="store_true")),
+        c.list_alerts,
+    ),
+    "review-alert": (
+        "close an alert as benign or an incident",
+        (
+            AS,
+            _a("alert"),
+            _a("--outcome", required=True, choices=["benign", "incident"]),
+            _a("--note", required=True),
+        ),
+        c.review_alert,
+    ),
+    "reinstate-person": (
+        "reactivate an account deactivated on the web (a sanction: lift-sanction)",
+        (AS, _a("email"), REASON),
+        c.set_active(True),
+    ),
     "accredit": (
         "record an accreditation or training certificate",
         (
@@ -127,6 +195,8 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
             _a("--ethics-ref", default=""),
             _a("--dsa-ref", default=""),
             _a("--disclosure", help="JSON object of checker overrides (tighten only)"),
+            _a("--ethics-expires", metavar="YYYY-MM-DD", help="default: the end date"),
+            _a("--dsa-expires", metavar="YYYY-MM-DD", help="default: the end date"),
         ),
         c.create_project,
     ),
@@ -203,6 +273,8 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
             _a("--for", dest="email", metavar="EMAIL", help="default: the actor"),
             _a("--label", required=True),
             _a("--days", type=int),
+            _a("--hours", type=int, help="instead of --days; at most 12 for privileged people"),
+            _a("--totp", metavar="CODE", help="your authenticator code (privileged tokens)"),
         ),
         c.issue_token,
     ),
@@ -215,6 +287,128 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
         c.list_grants,
     ),
     "sync-hub": ("mirror memberships to JupyterHub groups now", (AS,), c.sync_hub_now),
+    # governed close: deletion certificates (service/certificates.py)
+    "deletion-certificate": (
+        "print a closed project's signed deletion certificate (--verify: check it)",
+        (
+            AS,
+            _a("slug"),
+            JSON,
+            _a("--verify", action="store_true", help="check signature and audit chain; exit 1"),
+            _a("--public-key", type=Path, metavar="PEM", help="verify with this exported key"),
+        ),
+        d.deletion_certificate,
+    ),
+    "certificate-public-key": (
+        "print the certificate signing public key (PEM)",
+        (AS,),
+        d.certificate_public_key,
+    ),
+    # data ingress with the custodian's approval (service/ingress.py)
+    "submit-dataset-version": (
+        "submit a CSV or Parquet file as a new version of a dataset (validated, scanned)",
+        (AS, _a("dataset"), _a("file", type=Path), _a("--label", help="default: sha256 prefix")),
+        d.submit_dataset_version,
+    ),
+    "dataset-versions": (
+        "list a dataset's versions",
+        (AS, _a("dataset"), JSON),
+        d.dataset_versions,
+    ),
+    "decide-dataset-version": (
+        "approve or reject a submitted version (the dataset's custodian)",
+        (
+            AS,
+            _a("version", metavar="UUID"),
+            _a("--approve", action="store_true"),
+            _a("--reject", action="store_true"),
+            REASON,
+        ),
+        d.decide_dataset_version,
+    ),
+    # custodian egress rights (service/egress.py, SATRE 3.1.06)
+    "egress-policy": (
+        "whether releasing a dataset's outputs needs its custodian's sign-off",
+        (
+            AS,
+            _a("dataset"),
+            _a("--signoff", action=argparse.BooleanOptionalAction, required=True),
+        ),
+        e.egress_policy,
+    ),
+    "delegate": (
+        "name (--remove: end) a custodian's delegate for a dataset's egress decisions",
+        (AS, _a("dataset"), _a("email"), _a("--remove", action="store_true")),
+        e.delegate,
+    ),
+    "egress-right": (
+        "grant (--revoke: revoke) a researcher's egress right for a dataset in a project",
+        (AS, _a("dataset"), _a("project"), _a("email"), _a("--revoke", action="store_true")),
+        e.egress_right,
+    ),
+    # compliance that expires, organisation assurance, user agreement (service/compliance.py)
+    "record-compliance": (
+        "record or renew a project's DSA, ethics approval, funding or DPIA",
+        (
+            AS,
+            _a("project"),
+            _a("--kind", required=True, choices=["dsa", "ethics", "funding", "dpia"]),
+            _a("--reference", required=True),
+            _a("--valid-from", required=True, metavar="YYYY-MM-DD"),
+            _a("--expires-on", required=True, metavar="YYYY-MM-DD"),
+        ),
+        c.record_compliance,
+    ),
+    "record-training": (
+        "record or renew a person's training in a course",
+        (
+            AS,
+            _a("email"),
+            _a("--course", required=True),
+            _a("--version", dest="course_version", required=True),
+            _a("--completed-on", required=True, metavar="YYYY-MM-DD"),
+            _a("--expires-on", required=True, metavar="YYYY-MM-DD"),
+        ),
+        c.record_training,
+    ),
+    "organisation": (
+        "record, renew or (--withdraw) withdraw an organisation's assurance",
+        (
+            AS,
+            _a("name"),
+            _a("--scheme"),
+            _a("--reference"),
+            _a("--assured-until", metavar="YYYY-MM-DD"),
+            _a("--withdraw", action="store_true"),
+            _a("--reason", help="why it is withdrawn"),
+        ),
+        c.organisation,
+    ),
+    "compliance-report": (
+        "items expiring within N days or lapsed",
+        (AS, JSON, _a("--within-days", type=int, metavar="N", help="default: the policy's")),
+        c.compliance_report,
+    ),
+    "accept-agreement": (
+        "accept the current user agreement (for oneself)",
+        (
+            _a("--as", dest="actor", required=True, metavar="EMAIL", help="the person accepting"),
+            _a("--version", dest="agreement_version", help="the version read (must be current)"),
+        ),
+        c.accept_agreement,
+    ),
+    # usage data (service/usage.py)
+    "usage": (
+        "sessions, hours, storage and datasets per project and per person",
+        (
+            AS,
+            JSON,
+            _a("--from", dest="start", metavar="YYYY-MM-DD", help="default: this month's first"),
+            _a("--to", dest="end", metavar="YYYY-MM-DD", help="default: today"),
+            _a("--csv", action="store_true", help="per project and person, for charging"),
+        ),
+        c.usage_report,
+    ),
 }
 
 

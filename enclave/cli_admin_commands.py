@@ -16,7 +16,19 @@ from typing import Any
 from enclave.control import db, hub
 from enclave.control.context import Context
 from enclave.control.errors import InvalidInput
-from enclave.control.service import datasets, grants, members, people, projects, tokens
+from enclave.control.service import (
+    alerts,
+    compliance,
+    datasets,
+    grants,
+    incidents,
+    members,
+    people,
+    projects,
+    session_stop,
+    tokens,
+    usage,
+)
 from enclave.control.varspec import read_variables
 from enclave.settings import Settings
 
@@ -142,13 +154,15 @@ def create_project(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
         ethics_reference=a.ethics_ref,
         dsa_reference=a.dsa_ref,
         disclosure=_disclosure(a.disclosure),
+        ethics_expires_on=a.ethics_expires,
+        dsa_expires_on=a.dsa_expires,
     )
     _out("created project", project.slug, project.state)
     return 0
 
 
 def transition(name: str) -> Handler:
-    def handler(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    def handler(ctx: Context, settings: Settings, a: argparse.Namespace) -> int:
         if name == "approve":
             view = projects.approve_project(ctx, a.actor, a.slug)
         elif name == "activate":
@@ -158,12 +172,18 @@ def transition(name: str) -> Handler:
         elif name == "suspend":
             view = projects.suspend_project(ctx, a.actor, a.slug, a.reason)
         else:
-            report = projects.close_project(ctx, a.actor, a.slug, a.reason)
+            report = projects.close_project(
+                ctx, a.actor, a.slug, a.reason, stopper=_stopper(settings)
+            )
             view = report.project
             _out("revoked grants", report.grants_revoked)
             _out("ended memberships", report.memberships_ended)
             _out("archive", report.archive or "(no workspace)", report.archive_sha256 or "")
             _out("destroyed keys", ",".join(report.keys_destroyed) or "(none)")
+            _out("audit export", report.audit_export)
+            _out("deletion certificate", report.certificate)
+            if report.sessions is not None:
+                _report_stop(report.sessions)
         _out("project", view.slug, view.state)
         return 0
 
@@ -250,8 +270,12 @@ def decide(name: str) -> Handler:
 
 
 def issue_token(ctx: Context, settings: Settings, a: argparse.Namespace) -> int:
-    lifetime = timedelta(days=a.days) if a.days else None
-    issued = tokens.issue_token(ctx, a.actor, a.email or a.actor, label=a.label, lifetime=lifetime)
+    if a.days and a.hours:
+        raise InvalidInput("give --days or --hours, not both", rule="token_lifetime")
+    lifetime = timedelta(days=a.days) if a.days else timedelta(hours=a.hours) if a.hours else None
+    issued = tokens.issue_token(
+        ctx, a.actor, a.email or a.actor, label=a.label, lifetime=lifetime, totp=a.totp
+    )
     print(issued.token)  # stdout carries the token alone, for scripts
     print(
         f"token {issued.info.uuid} expires {issued.info.expires_at:%Y-%m-%d %H:%M}Z",
@@ -309,3 +333,227 @@ def sync_hub_now(ctx: Context, settings: Settings, a: argparse.Namespace) -> int
     report = hub.sync_hub(ctx, settings, actor=a.actor)
     print(json.dumps(asdict(report) if report else {}, sort_keys=True))
     return 0
+
+
+# ----- compliance that expires, organisation assurance, user agreement ----------------------
+
+
+def record_compliance(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    item = compliance.record_compliance(
+        ctx,
+        a.actor,
+        project=a.project,
+        kind=a.kind,
+        reference=a.reference,
+        valid_from=a.valid_from,
+        expires_on=a.expires_on,
+    )
+    _out("recorded", item.project, item.kind, item.uuid, item.expires_on, item.superseded or "")
+    return 0
+
+
+def record_training(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    item = compliance.record_training(
+        ctx,
+        a.actor,
+        email=a.email,
+        course=a.course,
+        version=a.course_version,
+        completed_on=a.completed_on,
+        expires_on=a.expires_on,
+    )
+    _out("recorded training", item.reference, item.detail, item.uuid, item.expires_on)
+    return 0
+
+
+def organisation(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    if a.withdraw:
+        if not a.reason:
+            raise InvalidInput("--withdraw needs --reason")
+        org = compliance.withdraw_organisation(ctx, a.actor, name=a.name, reason=a.reason)
+    else:
+        missing = [
+            flag
+            for flag, value in (
+                ("--scheme", a.scheme),
+                ("--reference", a.reference),
+                ("--assured-until", a.assured_until),
+            )
+            if not value
+        ]
+        if missing:
+            raise InvalidInput(f"recording an organisation's assurance needs {', '.join(missing)}")
+        org = compliance.record_organisation(
+            ctx,
+            a.actor,
+            name=a.name,
+            scheme=a.scheme,
+            reference=a.reference,
+            assured_until=a.assured_until,
+        )
+    state = "withdrawn" if org.withdrawn else "assured"
+    _out("organisation", org.name, state, org.assurance_scheme, org.assured_until)
+    return 0
+
+
+def compliance_report(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    lines = compliance.compliance_report(ctx, a.actor, within_days=a.within_days)
+    rows = [
+        (x.subject_kind, x.subject, x.item, x.status, x.expires_on, x.reference, x.required)
+        for x in lines
+    ]
+    header = ("subject_kind", "subject", "item", "status", "expires_on", "reference", "required")
+    return _table(header, rows, a.json)
+
+
+def accept_agreement(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    version = compliance.accept_agreement(ctx, a.actor, version=a.agreement_version)
+    _out("accepted user agreement", version)
+    return 0
+
+
+# -- breach handling and security alerts (service/incidents.py, service/alerts.py) ----------
+
+
+def _stopper(settings: Settings) -> session_stop.SessionStopper | None:
+    return session_stop.hub_stopper(settings.hub_url, settings.hub_api_token)
+
+
+def _report_stop(outcome: session_stop.StopOutcome) -> None:
+    if not outcome.attempted:
+        print(
+            "enclave: warning: no hub configured here: the access enforcer stops running "
+            "sessions on its next pass",
+            file=sys.stderr,
+        )
+    elif outcome.error:
+        print(
+            f"enclave: warning: sessions not stopped at once ({outcome.error}); the access "
+            "enforcer stops them on its next pass",
+            file=sys.stderr,
+        )
+    else:
+        _out("sessions stopped", ",".join(outcome.stopped) or "(none running)")
+
+
+def sanction(kind: str) -> Handler:
+    def handler(ctx: Context, settings: Settings, a: argparse.Namespace) -> int:
+        impose = incidents.suspend_person if kind == "suspend" else incidents.bar_person
+        result = impose(ctx, a.actor, a.email, a.reason, stopper=_stopper(settings))
+        _out(result.sanction.kind, result.sanction.email, result.sanction.uuid)
+        _out("tokens revoked", result.tokens_revoked)
+        _report_stop(result.sessions)
+        return 0
+
+    return handler
+
+
+def lift_sanction(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    view = incidents.lift_sanction(ctx, a.actor, a.sanction, a.reason)
+    _out("lifted", view.kind, view.email, view.uuid)
+    return 0
+
+
+def appeal(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    view = incidents.lodge_appeal(ctx, a.actor, a.sanction, a.statement)
+    _out("appeal lodged", view.email, view.uuid)
+    return 0
+
+
+def decide_appeal(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    view = incidents.decide_appeal(ctx, a.actor, a.sanction, a.outcome, a.reason)
+    _out("appeal", view.appeal_outcome, view.email, "in force" if view.in_force else "lifted")
+    return 0
+
+
+def list_sanctions(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    rows = [
+        (s.uuid, s.email, s.kind, s.imposed_at, s.imposed_by, s.lifted_at, s.appeal_outcome)
+        for s in incidents.list_sanctions(ctx, a.actor, email=a.email, in_force_only=not a.all)
+    ]
+    header = ("uuid", "email", "kind", "imposed_at", "imposed_by", "lifted_at", "appeal")
+    return _table(header, rows, a.json)
+
+
+def freeze(ctx: Context, settings: Settings, a: argparse.Namespace) -> int:
+    result = incidents.freeze(ctx, a.actor, a.reason, a.project, stopper=_stopper(settings))
+    _out("frozen", result.freeze.scope, result.freeze.uuid)
+    _report_stop(result.sessions)
+    return 0
+
+
+def unfreeze(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    view = incidents.unfreeze(ctx, a.actor, a.freeze, a.reason)
+    _out("unfrozen", view.scope, view.uuid)
+    return 0
+
+
+def list_freezes(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    rows = [
+        (f.uuid, f.scope, f.started_at, f.started_by, f.ended_at, f.reason)
+        for f in incidents.list_freezes(ctx, a.actor, in_force_only=not a.all)
+    ]
+    header = ("uuid", "scope", "started_at", "started_by", "ended_at", "reason")
+    return _table(header, rows, a.json)
+
+
+def scan_alerts(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    report = alerts.scan(ctx, actor=a.actor)
+    for alert in report.raised:
+        _out("alert", alert.kind, alert.subject, alert.uuid)
+    _out("scanned through event", report.through_seq, "raised", len(report.raised))
+    return 0
+
+
+def list_alerts(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    rows = [
+        (
+            x.uuid,
+            x.kind,
+            x.subject,
+            x.raised_at,
+            x.outcome or "open",
+            json.dumps(x.detail, sort_keys=True),
+        )
+        for x in alerts.list_alerts(ctx, a.actor, open_only=not a.all)
+    ]
+    header = ("uuid", "kind", "subject", "raised_at", "outcome", "detail")
+    return _table(header, rows, a.json)
+
+
+def review_alert(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    view = alerts.review_alert(ctx, a.actor, a.alert, a.outcome, a.note)
+    _out("reviewed", view.kind, view.subject, view.outcome, view.uuid)
+    return 0
+
+
+def usage_report(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    """Per project, then per person: sessions, hours, MB on disk, datasets (or, with
+    ``--csv``, the per project and person rows for charging)."""
+    report = usage.usage_report(ctx, a.actor, start=a.start, end=a.end)
+    if a.csv:
+        sys.stdout.write(usage.to_csv(report))
+        return 0
+    print(
+        f"usage from {report.start} to {report.end}; queue snapshots (all projects) "
+        f"{report.snapshot_bytes / usage.MB:.3f} MB",
+        file=sys.stderr,
+    )
+    lines = [_usage_line("project", row) for row in report.projects]
+    lines += [_usage_line("person", row) for row in report.people]
+    header = ("scope", "name", "sessions", "hours", "storage_mb", "datasets", "cpu_seconds")
+    return _table(header, lines, a.json)
+
+
+def _usage_line(scope: str, row: usage.UsageRow) -> tuple[object, ...]:
+    cpu = "" if row.cpu_seconds is None else row.cpu_seconds
+    name = row.project or row.email
+    return (
+        scope,
+        name,
+        row.sessions,
+        f"{row.hours:.2f}",
+        row.storage_mb,
+        ",".join(row.datasets),
+        cpu,
+    )

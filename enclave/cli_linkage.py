@@ -80,8 +80,60 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _approved_inputs(args: argparse.Namespace, names_dir: Path) -> list[Path]:
+    """The files to link: each input resolved to a custodian-approved dataset version
+    (``dataset:SLUG``, or a file whose content is one), recorded as one audited use; or, with
+    ``--unregistered-input``, the operator's own files taken as given (never dataset: specs)."""
+    from enclave.control.service.ingress import DATASET_PREFIX, resolve_linkage_inputs
+    from enclave.linkage.errors import LinkageError
+
+    if args.unregistered_input:
+        if any(spec.startswith(DATASET_PREFIX) for spec in args.files):
+            raise LinkageError("dataset:SLUG inputs are resolved only without --unregistered-input")
+        print(
+            "enclave: warning: --unregistered-input: the files are not checked against the "
+            "approved dataset versions; never use it for enclave data",
+            file=sys.stderr,
+        )
+        return [Path(spec) for spec in args.files]
+    if not args.actor:
+        raise LinkageError(
+            "--as EMAIL is required to link dataset versions (or --unregistered-input)"
+        )
+    settings = _settings(args)
+    ctx = open_context(settings)
+    try:
+        resolved = resolve_linkage_inputs(ctx, args.actor, args.files)
+    finally:
+        ctx.close()
+    paths = []
+    for spec, item in zip(args.files, resolved, strict=True):
+        if item.path.suffix.lower() != ".csv":
+            raise LinkageError(f"{spec}: link files reads CSV; this version is not a CSV file")
+        if spec.startswith(DATASET_PREFIX):
+            # named after the dataset, so its records are labelled with its slug
+            names_dir.mkdir(parents=True, exist_ok=True)
+            alias = names_dir / f"{item.dataset}.csv"
+            alias.unlink(missing_ok=True)
+            alias.symlink_to(item.path.resolve())
+            paths.append(alias)
+        else:
+            paths.append(item.path)
+    return paths
+
+
 @_guarded
 def _files(args: argparse.Namespace) -> int:
+    from enclave.linkage.zones import remove_tree
+
+    names = args.out.parent / f".{args.out.name}.inputs"
+    try:
+        return _link_files(args, _approved_inputs(args, names))
+    finally:
+        remove_tree(names)
+
+
+def _link_files(args: argparse.Namespace, inputs: list[Path]) -> int:
     from enclave.linkage.columns import parse_overrides
     from enclave.linkage.files import link_files, write_links, write_report
     from enclave.linkage.model import TrainedModel
@@ -89,7 +141,7 @@ def _files(args: argparse.Namespace) -> int:
     model = TrainedModel.load(args.model) if args.model else None
     work = args.out.parent / f".{args.out.name}.work"
     result = link_files(
-        args.files,
+        inputs,
         id_column=args.id_column,
         overrides=parse_overrides(args.column),
         date_format=args.date_format,
@@ -252,8 +304,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     link = sub.add_parser("link", help="record linkage (the linkage unit)")
     verbs = link.add_subparsers(dest="verb", required=True)
 
-    files = verbs.add_parser("files", help="link CSV files on their identifier columns")
-    files.add_argument("files", nargs="+", type=Path)
+    files = verbs.add_parser(
+        "files", help="link approved dataset versions (CSV) on their identifier columns"
+    )
+    files.add_argument(
+        "files",
+        nargs="+",
+        metavar="INPUT",
+        help="dataset:SLUG (its newest approved version) or a file that is an approved version",
+    )
+    files.add_argument("--as", dest="actor", metavar="EMAIL", help="the admin linking")
+    files.add_argument("--config", type=Path)
+    files.add_argument(
+        "--unregistered-input",
+        action="store_true",
+        help="link files that are no dataset version (test data), unchecked and unrecorded",
+    )
     files.add_argument("--id-column", required=True, help="the record id column of every file")
     files.add_argument(
         "--column", action="append", default=[], metavar="ROLE=NAME", help="override a role"

@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "ENCLAVE_"
+# The kinds of a project's compliance records (``enclave.control.standing.PROJECT_KINDS``).
+PROJECT_COMPLIANCE_KINDS = frozenset({"dsa", "ethics", "funding", "dpia"})
+LISTS = frozenset({"required_project_compliance", "required_training"})
+INTEGERS = frozenset({"token_lifetime_days", "compliance_warning_days"})
+FLAGS = frozenset({"organisation_assurance_required"})
 
 
 class SettingsError(ValueError):
@@ -27,6 +32,15 @@ class Settings:
 
     ``database_url`` defaults to a SQLite file under ``<data_dir>/db/``. ``hub_url`` and
     ``hub_api_token`` switch on the mirroring of project memberships to JupyterHub groups.
+
+    The standing policy (``enclave.control.standing.StandingPolicy``): compliance items every
+    project needs in force, training courses every researcher needs, whether every person's
+    organisation needs a current assurance record, the user-agreement version people must
+    have accepted, and how many days before an expiry it is reported. The defaults keep an
+    installation that records none of these working; production should set
+    ``required_training``, ``organisation_assurance_required = true`` and
+    ``user_agreement_version`` (see docs/control-plane.md, "Compliance and standing").
+    In the environment, lists are comma-separated and booleans ``true`` or ``false``.
     """
 
     data_dir: Path = Path(".enclave")
@@ -35,6 +49,11 @@ class Settings:
     hub_url: str | None = None
     hub_api_token: str | None = field(default=None, repr=False)
     token_lifetime_days: int = 30
+    required_project_compliance: tuple[str, ...] = ("dsa", "ethics")
+    required_training: tuple[str, ...] = ()
+    organisation_assurance_required: bool = False
+    user_agreement_version: str = ""
+    compliance_warning_days: int = 30
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -47,6 +66,18 @@ class Settings:
             )
         if self.hub_url and not self.hub_api_token:
             raise SettingsError("hub_url is set but hub_api_token is missing")
+        for name in LISTS:  # Settings(...) in code may pass lists
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        unknown = sorted(set(self.required_project_compliance) - PROJECT_COMPLIANCE_KINDS)
+        if unknown:
+            raise SettingsError(
+                f"required_project_compliance: unknown kind(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(PROJECT_COMPLIANCE_KINDS))}"
+            )
+        if self.compliance_warning_days < 0:
+            raise SettingsError(
+                f"compliance_warning_days must not be negative; got {self.compliance_warning_days}"
+            )
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -98,11 +129,35 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _coerce(name: str, value: Any) -> Any:
     if name == "data_dir":
         return Path(value)
-    if name == "token_lifetime_days":
+    if name in INTEGERS:
         try:
             return int(value)
         except (TypeError, ValueError) as error:
-            raise SettingsError(f"token_lifetime_days must be an integer; got {value!r}") from error
+            raise SettingsError(f"{name} must be an integer; got {value!r}") from error
+    if name in LISTS:
+        return _as_list(name, value)
+    if name in FLAGS:
+        return _as_flag(name, value)
     if not isinstance(value, str):
         raise SettingsError(f"setting {name} must be a string; got {value!r}")
     return value
+
+
+def _as_list(name: str, value: Any) -> tuple[str, ...]:
+    """A TOML list of strings, or a comma-separated string (from the environment)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingsError(f"setting {name} must be a list of strings; got {value!r}")
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def _as_flag(name: str, value: Any) -> bool:
+    """A TOML boolean, or ``true``/``false`` (also 1/0, yes/no) from the environment."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no", ""}:
+        return False
+    raise SettingsError(f"setting {name} must be true or false; got {value!r}")

@@ -24,6 +24,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 INSTALL_LOCK = Path("/tmp/enclave-chromium-install.lock")
+LOCK_WAIT = ("-o", "DPkg::Lock::Timeout=300")  # another apt-get (not ours) may hold dpkg's lock
 
 
 def chromium() -> str:
@@ -43,6 +44,32 @@ def chromium() -> str:
             subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
             subprocess.run(install, env=env, check=True, capture_output=True)
     return shutil.which("chromium") or pytest.fail("apt-get installed no chromium binary")
+
+
+def debian_packages(*packages: str) -> None:
+    """Install the Debian ``packages`` that are missing, with apt-get as ``chromium`` does (the
+    pixels-only tier's tests need xpra, Xvfb, xclip and the Pillow xpra imports)."""
+    missing = [name for name in packages if not _installed(name)]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"only root can install {' '.join(missing)}: apt-get install -y {' '.join(missing)}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *LOCK_WAIT, *missing]
+    with INSTALL_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+            subprocess.run(install, env=env, check=True, capture_output=True)
+
+
+def _installed(package: str) -> bool:
+    status = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
+    )
+    return status.stdout.strip() == "install ok installed"
 
 
 @pytest.fixture(name="browser")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from enclave.control import readcache
 from enclave.control.db import VersionReader, make_engine, require_current
+from enclave.control.standing import StandingPolicy
 from enclave.control.workspace import FileKeyDestroyer, KeyDestroyer
 from enclave.settings import Settings
 
@@ -29,6 +30,7 @@ class Context:
 
     ``clock`` returns aware datetimes (tests pass a fixed one); ``key_destroyer`` is called when
     a project closes and defaults to deleting ``<data_dir>/keys/<slug>`` and ``<slug>.*``.
+    ``policy`` is what standing requires beyond the records kept (``enclave.control.standing``).
     """
 
     engine: Engine
@@ -38,6 +40,7 @@ class Context:
     token_lifetime: timedelta = timedelta(days=30)
     read_cache: readcache.ReadCache | None = None
     version_reader: VersionReader | None = None
+    policy: StandingPolicy = field(default_factory=StandingPolicy)
     destroyer: KeyDestroyer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,4 +99,16 @@ def open_context(
         clock=clock,
         key_destroyer=key_destroyer,
         token_lifetime=timedelta(days=settings.token_lifetime_days),
+        policy=standing_policy(settings),
+    )
+
+
+def standing_policy(settings: Settings) -> StandingPolicy:
+    """The standing policy the settings ask for."""
+    return StandingPolicy(
+        required_project_items=settings.required_project_compliance,
+        required_training=settings.required_training,
+        organisation_assurance=settings.organisation_assurance_required,
+        user_agreement_version=settings.user_agreement_version,
+        warning_days=settings.compliance_warning_days,
     )

@@ -47,6 +47,12 @@ class GrantState(StrEnum):
     REVOKED = "revoked"
 
 
+# Roles whose holders must prove a second factor (TOTP) to log in and to get an API token, and
+# whose tokens are short-lived (SATRE 3.2.04): they can change, release or grant access to data.
+PRIVILEGED_ROLES: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.OUTPUT_CHECKER, Role.DATA_CUSTODIAN}
+)
+
 # Roles a person may hold within one project; each needs the matching standing role.
 MEMBERSHIP_ROLES: frozenset[Role] = frozenset(
     {Role.RESEARCHER, Role.OUTPUT_CHECKER, Role.DATALAB_CLIENT}
@@ -100,14 +106,59 @@ class Action(StrEnum):
     START_SESSION = "start_session"
     RELEASE_OUTPUT = "release_output"
     VIEW_AUDIT = "view_audit"
+    # governed close (SATRE 1.4.04, 3.1.10), see certificates.py
+    VIEW_CERTIFICATE = "view_certificate"
+    # data ingress with custodian approval (SATRE 3.1.04), see service/ingress.py
+    SUBMIT_DATASET_VERSION = "submit_dataset_version"
+    DECIDE_DATASET_VERSION = "decide_dataset_version"
+    LIST_DATASET_VERSIONS = "list_dataset_versions"
+    USE_DATASET_VERSION = "use_dataset_version"
+    # custodian egress rights (SATRE 3.1.06), see service/egress.py
+    SET_EGRESS_POLICY = "set_egress_policy"
+    ADD_DELEGATE = "add_delegate"
+    REMOVE_DELEGATE = "remove_delegate"
+    GRANT_EGRESS_RIGHT = "grant_egress_right"
+    REVOKE_EGRESS_RIGHT = "revoke_egress_right"
+    # compliance that expires, organisation assurance, user agreement, see service/compliance.py
+    RECORD_COMPLIANCE = "record_compliance"
+    RECORD_ORGANISATION = "record_organisation"
+    ACCEPT_AGREEMENT = "accept_agreement"
+    COMPLIANCE_REPORT = "compliance_report"
+    # breach handling (SATRE 2.6.04, 1.2.09), see service/incidents.py
+    SUSPEND_PERSON = "suspend_person"
+    BAR_PERSON = "bar_person"
+    LIFT_SANCTION = "lift_sanction"
+    LODGE_APPEAL = "lodge_appeal"  # the sanctioned person may always appeal their own
+    DECIDE_APPEAL = "decide_appeal"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+    # security-log alerts and their review (SATRE 2.5.03), see service/alerts.py
+    SCAN_ALERTS = "scan_alerts"
+    LIST_ALERTS = "list_alerts"
+    REVIEW_ALERT = "review_alert"
+    # usage data for admins and charging (SATRE 2.2.13-15, 4.4.02), see service/usage.py
+    VIEW_USAGE = "view_usage"
 
 
 _ADMIN = frozenset({Role.ADMIN})
 _CUSTODIAN = frozenset({Role.DATA_CUSTODIAN})
+_SIGNERS = frozenset({Role.DATA_CUSTODIAN, Role.OUTPUT_CHECKER})  # custodians and delegates
 
 # Role x action: which standing roles may attempt each action. Everything absent is refused.
 PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
     {
+        # breach handling and security alerts: admins only
+        Action.SUSPEND_PERSON: _ADMIN,
+        Action.BAR_PERSON: _ADMIN,
+        Action.LIFT_SANCTION: _ADMIN,
+        Action.LODGE_APPEAL: _ADMIN,
+        Action.DECIDE_APPEAL: _ADMIN,
+        Action.FREEZE: _ADMIN,
+        Action.UNFREEZE: _ADMIN,
+        Action.SCAN_ALERTS: _ADMIN,
+        Action.LIST_ALERTS: _ADMIN,
+        Action.REVIEW_ALERT: _ADMIN,
+        Action.VIEW_USAGE: _ADMIN,
         Action.CREATE_PERSON: _ADMIN,
         Action.SET_ROLES: _ADMIN,
         Action.ACCREDIT: _ADMIN,
@@ -135,6 +186,26 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.START_SESSION: frozenset({Role.RESEARCHER}),
         Action.RELEASE_OUTPUT: frozenset({Role.OUTPUT_CHECKER}),
         Action.VIEW_AUDIT: _ADMIN,
+        # Custodians see the proof of deletion of projects that held their data.
+        Action.VIEW_CERTIFICATE: frozenset({Role.ADMIN, Role.DATA_CUSTODIAN}),
+        # A version is submitted by its dataset's custodian or an admin, and approved only by
+        # its dataset's custodian (the service checks which dataset is whose).
+        Action.SUBMIT_DATASET_VERSION: frozenset({Role.ADMIN, Role.DATA_CUSTODIAN}),
+        Action.DECIDE_DATASET_VERSION: _CUSTODIAN,
+        Action.LIST_DATASET_VERSIONS: frozenset({Role.ADMIN, Role.DATA_CUSTODIAN}),
+        Action.USE_DATASET_VERSION: _ADMIN,  # the linkage unit's operator
+        # The dataset's custodian (or, for the policy, an admin); delegates hold one of the
+        # two roles of _SIGNERS. Which dataset is theirs is the service's check.
+        Action.SET_EGRESS_POLICY: frozenset({Role.ADMIN, Role.DATA_CUSTODIAN}),
+        Action.ADD_DELEGATE: _CUSTODIAN,
+        Action.REMOVE_DELEGATE: _CUSTODIAN,
+        Action.GRANT_EGRESS_RIGHT: _SIGNERS,
+        Action.REVOKE_EGRESS_RIGHT: _SIGNERS,
+        Action.RECORD_COMPLIANCE: _ADMIN,
+        Action.RECORD_ORGANISATION: _ADMIN,
+        # each person for themselves, whatever their role
+        Action.ACCEPT_AGREEMENT: frozenset(Role),
+        Action.COMPLIANCE_REPORT: _ADMIN,
     }
 )
 
@@ -162,6 +233,8 @@ ALLOWED_STATES: Mapping[Action, frozenset[ProjectState]] = MappingProxyType(
         Action.REVOKE_GRANT: frozenset({_AP, _AC, _S}),
         Action.START_SESSION: frozenset({_AC}),
         Action.RELEASE_OUTPUT: frozenset({_AC}),
+        # Revoking an egress right is allowed in every state: it only ever takes rights away.
+        Action.GRANT_EGRESS_RIGHT: frozenset({_AP, _AC}),
     }
 )
 

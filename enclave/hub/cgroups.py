@@ -94,6 +94,24 @@ class Cgroup:
     def exists(self) -> bool:
         return any(p.is_dir() for p in self.paths)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by the cgroup's processes so far (usage data for the audit log):
+        ``usage_usec`` of v2's ``cpu.stat``, or v1's ``cpuacct.usage`` where cpuacct shares
+        the cpu hierarchy (``cpu,cpuacct``). None when neither can be read."""
+        for path in self.paths:
+            try:
+                for line in (path / "cpu.stat").read_text(encoding="ascii").splitlines():
+                    name, _, value = line.partition(" ")
+                    if name == "usage_usec":
+                        return int(value) / 1e6
+            except (OSError, ValueError):
+                pass
+            try:
+                return int((path / "cpuacct.usage").read_text(encoding="ascii")) / 1e9
+            except (OSError, ValueError):
+                continue
+        return None
+
     def signal(self, sig: int, *, skip: Iterable[int] = ()) -> int:
         """Send ``sig`` to every process in the cgroup except ``skip``; returns how many."""
         sent = 0

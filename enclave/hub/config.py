@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from enclave.hub.pixels import access_tier
 from enclave.settings import Settings, SettingsError
 
 CHP_VERSION = "5.3.0"
@@ -63,6 +64,8 @@ class HubOptions:
     review queue as a hub-managed service on that loopback port, its Flask secret key read
     from ``queue_secret_file``. ``backend`` runs the sessions under bubblewrap (``bwrap``,
     any host) or as transient systemd services (``systemd``, where systemd is PID 1).
+    ``access_tier``: ``browser`` (JupyterLab in the researcher's browser) or ``pixels`` (the
+    pixels-only tier, ``docs/pixels-only.md``; refused until its front door is wired).
     """
 
     run_dir: Path = Path("/run/enclave")
@@ -85,6 +88,7 @@ class HubOptions:
     queue_secret_file: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     backend: str = "bwrap"
+    access_tier: str = "browser"
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> HubOptions:
@@ -111,6 +115,7 @@ class HubOptions:
             ("queue_port", int),
             ("queue_secret_file", Path),
             ("backend", _backend),
+            ("access_tier", access_tier),
         ):
             raw = env.get(f"ENCLAVE_HUB_{name.upper()}")
             if raw is None:
@@ -138,6 +143,7 @@ def _backend(raw: str) -> str:
 
 def configure(c: Any, settings: Settings, options: HubOptions) -> None:
     """Set JupyterHub's traits on the config object ``c``."""
+    _refuse_pixels_tier(options)  # before any trait is set
     state = options.state_dir or settings.data_dir / "hub"
     hub_socket = options.run_dir / "hub.sock"
 
@@ -212,6 +218,21 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
         spawner.cgroup_parent = options.cgroup_parent
     if options.python_environment is not None:
         spawner.python_environment = str(options.python_environment)
+
+
+def _refuse_pixels_tier(options: HubOptions) -> None:
+    """Fail closed: a deployment that asks for pixels only must not get browser-native
+    JupyterLab, and the spawners cannot yet put the xpra session (``enclave.hub.pixels``)
+    behind the hub's login (what remains: ``docs/pixels-only.md``)."""
+    try:
+        tier = access_tier(options.access_tier)
+    except ValueError as error:
+        raise SettingsError(f"ENCLAVE_HUB_ACCESS_TIER: {error}") from error
+    if tier == "pixels":
+        raise SettingsError(
+            "ENCLAVE_HUB_ACCESS_TIER=pixels: the hub cannot serve the pixels-only tier yet "
+            "(see docs/pixels-only.md, What remains); refusing to start browser-native sessions"
+        )
 
 
 def enforcer_service(settings: Settings, options: HubOptions) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
@@ -196,7 +197,9 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
         """The session policy, over a Context shared by every spawner of this hub."""
         key = (self.enclave_database_url, self.enclave_data_dir)
         if key not in _CONTEXTS:
-            settings = Settings(data_dir=Path(key[1]), database_url=key[0])
+            # the installation's settings (the standing policy among them), pointed at the
+            # database and data directory this hub was configured with
+            settings = replace(Settings.load(), data_dir=Path(key[1]), database_url=key[0])
             _CONTEXTS[key] = open_context(settings)
         limits = Limits(
             memory_bytes=self.mem_limit or None,
@@ -305,14 +308,24 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
     async def stop(self, now: bool = False) -> None:
         raise NotImplementedError("a session backend defines stop")
 
+    # CPU seconds of the session that just ended, when its backend could read them at stop
+    _cpu_seconds: float | None = None
+
     async def _audit_stop(self, reason: str) -> None:
         """``session_stop`` in the control plane's audit log (the hub's state holds no email:
-        the person is looked up by username when the session ends)."""
+        the person is looked up by username when the session ends), with the session's CPU
+        seconds when known (usage data)."""
         ctx = self.policy().ctx
+        cpu, self._cpu_seconds = self._cpu_seconds, None
         try:
             email = await asyncio.to_thread(email_for_login, ctx, self.user.name)
             await asyncio.to_thread(
-                record_session_stop, ctx, email=email, project=self.name, reason=reason
+                record_session_stop,
+                ctx,
+                email=email,
+                project=self.name,
+                reason=reason,
+                cpu_seconds=cpu,
             )
         except Exception:  # the session is gone either way; the audit gap is logged
             self.log.exception("could not audit the end of %s/%s", self.user.name, self.name)
@@ -497,7 +510,10 @@ class BwrapSpawner(SessionSpawner):
     def _cleanup(self) -> None:
         """Kill whatever is left in the cgroup, remove it, the socket and its symlink."""
         if self.cgroup_paths:
-            Cgroup.from_state(self.cgroup_paths).remove()
+            group = Cgroup.from_state(self.cgroup_paths)
+            group.kill()
+            self._cpu_seconds = group.cpu_seconds()  # final once empty, gone once removed
+            group.remove()
         if self.socket_path:
             shutil.rmtree(Path(self.socket_path).parent, ignore_errors=True)
 

@@ -13,6 +13,7 @@ from output_checker.queue.workflow import (
     Decision,
     FileKind,
     Recheck,
+    Signoff,
     Status,
     Visibility,
     Vote,
@@ -108,6 +109,28 @@ class CommentFacts:
 
 
 @dataclass(frozen=True)
+class SignoffFacts:
+    """A custodian's (or delegate's) sign-off of a request for one dataset, in one turn."""
+
+    signer: str
+    decision: Signoff
+    turn: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class EgressFacts:
+    """A dataset of the request's project whose policy requires sign-off before release
+    (SATRE 3.1.06): whether the author holds an egress right for it, who may sign off now
+    (its custodian and active delegates) and the sign-offs recorded, every turn."""
+
+    dataset: str
+    author_has_right: bool
+    signers: tuple[str, ...]
+    signoffs: tuple[SignoffFacts, ...] = ()
+
+
+@dataclass(frozen=True)
 class RequestFacts:
     """A request as the rules see it. ``reviews`` maps turn to the reviewers who submitted."""
 
@@ -121,6 +144,9 @@ class RequestFacts:
     reviews: Mapping[int, frozenset[str]] = field(default_factory=dict)
     voided_turns: frozenset[int] = frozenset()
     pending_uploads: int = 0  # outputs of the release not yet copied to the released area
+    # the datasets needing custodian sign-off; None until the service loads them, and the
+    # rules that read them refuse while it is None (``policies.check_egress_rights``)
+    egress: tuple[EgressFacts, ...] | None = None
 
     @property
     def outputs(self) -> tuple[FileFacts, ...]:

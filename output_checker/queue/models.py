@@ -30,7 +30,7 @@ from enclave.control.models import Person as _Person
 
 # The referenced control-plane tables are copied into this metadata only so that foreign keys
 # resolve; the queue's migrations never create, alter or drop them.
-CONTROL_TABLES = frozenset({"people", "projects"})
+CONTROL_TABLES = frozenset({"datasets", "people", "projects"})
 
 
 class QueueBase(DeclarativeBase):
@@ -233,6 +233,25 @@ class LedgerEntry(QueueBase):
     file_id: Mapped[int] = mapped_column(ForeignKey("queue_files.id"), unique=True)
     sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SignoffRow(QueueBase):
+    """A dataset custodian's (or delegate's) sign-off of a request's release, for one dataset
+    in one turn: approve, or refuse with a reason (SATRE 3.1.06). One per signer, dataset and
+    turn; never changed."""
+
+    __tablename__ = "queue_signoffs"
+    __table_args__ = (UniqueConstraint("request_id", "dataset_id", "signer_id", "turn"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("queue_requests.id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    signer_id: Mapped[int] = _person()
+    turn: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(16))  # approve | refuse
+    reason: Mapped[str] = mapped_column(Text, default="")
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class BundleRow(QueueBase):

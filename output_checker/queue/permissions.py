@@ -9,7 +9,7 @@ past or present, may review, approve, reject, return or download it (``ActorFact
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from output_checker.queue.errors import PermissionDenied
 from output_checker.queue.facts import ActorFacts
@@ -110,6 +110,31 @@ def check_can_force_status(actor: ActorFacts) -> None:
     if not actor.is_admin:
         raise PermissionDenied("forcing a status requires the role admin", rule="role")
     _separation(actor, "force the status of")
+
+
+# A signer must be trusted with outputs already (the delegates' roles, and the custodian's).
+SIGNER_ROLES = frozenset({"output_checker", "data_custodian"})
+
+
+def check_can_sign_off(actor: ActorFacts, signers: Iterable[str]) -> None:
+    """Sign off a dataset's outputs (SATRE 3.1.06): its custodian or an active delegate
+    (``signers``) holding a signer role, who neither wrote the request nor is or was a
+    member of its project."""
+    if actor.email not in set(signers):
+        raise PermissionDenied(
+            f"{actor.email} is neither the custodian of this dataset nor a delegate",
+            rule="not_signer",
+        )
+    if not SIGNER_ROLES & actor.roles:
+        raise PermissionDenied(
+            "signing off requires the role output_checker or data_custodian", rule="role"
+        )
+    _separation(actor, "sign off")
+
+
+def can_sign_off(actor: ActorFacts, signers: Iterable[str]) -> bool:
+    """Boolean twin of ``check_can_sign_off``: whether it would pass."""
+    return _allowed(lambda: check_can_sign_off(actor, signers))
 
 
 def party_of(actor: ActorFacts) -> Party:

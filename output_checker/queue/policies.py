@@ -13,18 +13,20 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from output_checker.queue.errors import WorkflowError
-from output_checker.queue.facts import FileFacts, RequestFacts
+from output_checker.queue.facts import EgressFacts, FileFacts, RequestFacts, SignoffFacts
 from output_checker.queue.workflow import (
     TRANSITIONS,
     CheckStatus,
     Decision,
     Recheck,
+    SignoffState,
     Status,
     Transition,
     Visibility,
     Vote,
     is_editing,
     is_under_review,
+    signoff_state,
 )
 
 WRITABLE_PROJECT_STATES = frozenset({"active"})
@@ -197,8 +199,10 @@ def _check_contents(request: RequestFacts) -> None:
 
 
 def submittable(request: RequestFacts, attempt: Attempt) -> None:
-    """At least one output; context and controls on every group in use; every output checked
-    by the server, and every failing one carrying the researcher's exception request."""
+    """The author holds an egress right for every dataset needing sign-off; at least one
+    output; context and controls on every group in use; every output checked by the server,
+    and every failing one carrying the researcher's exception request."""
+    check_egress_rights(request)
     _check_contents(request)
 
 
@@ -239,8 +243,9 @@ def returnable(request: RequestFacts, attempt: Attempt) -> None:
 
 
 def approvable(request: RequestFacts, attempt: Attempt) -> None:
-    """Every output has at least two approvals among the submitted reviews of this turn, and
-    the releasing checker wrote an overall comment."""
+    """Every output has at least two approvals among the submitted reviews of this turn; the
+    author still holds an egress right for, and a current signer signed off this turn,
+    every dataset needing sign-off; the releasing checker wrote an overall comment."""
     if not request.outputs:
         raise WorkflowError("there is no output to release", rule="no_outputs")
     waiting = [f for f in request.outputs if request.decision(f) is not Decision.APPROVED]
@@ -248,6 +253,8 @@ def approvable(request: RequestFacts, attempt: Attempt) -> None:
         raise WorkflowError(
             f"output(s) without two approvals: {_names(waiting)}", rule="not_approved"
         )
+    check_egress_rights(request)
+    check_signoffs(request)
     reasoned(request, attempt)
 
 
@@ -273,6 +280,7 @@ def groups_to_explain_on_resubmit(request: RequestFacts) -> set[str]:
 def resubmittable(request: RequestFacts, attempt: Attempt) -> None:
     """As for submission, and the author explained in a public comment this turn each group
     with changes requested or with new, updated, moved or re-added outputs."""
+    check_egress_rights(request)
     _check_contents(request)
     explained = _commented_groups(request, by=attempt.actor, public_only=True)
     silent = sorted(groups_to_explain_on_resubmit(request) - explained)
@@ -296,6 +304,82 @@ def all_uploaded(request: RequestFacts, attempt: Attempt) -> None:
         raise WorkflowError(
             f"{request.pending_uploads} file(s) are not released yet", rule="uploads_pending"
         )
+
+
+# ----- custodian egress rights and sign-off (SATRE 3.1.06) ---------------------------------
+
+
+def _egress(request: RequestFacts) -> tuple[EgressFacts, ...]:
+    if request.egress is None:  # fail closed: a caller that did not load them releases nothing
+        raise WorkflowError(
+            "the custodian sign-off requirements of this request were not loaded",
+            rule="egress_unknown",
+        )
+    return request.egress
+
+
+def check_egress_rights(request: RequestFacts) -> None:
+    """The author holds an egress right for each dataset whose policy requires sign-off."""
+    missing = [e.dataset for e in _egress(request) if not e.author_has_right]
+    if missing:
+        raise WorkflowError(
+            f"{request.author} holds no egress right for dataset(s) {', '.join(missing)}: "
+            "ask its custodian for one",
+            rule="egress_right",
+        )
+
+
+def current_signoffs(request: RequestFacts, egress: EgressFacts) -> tuple[SignoffFacts, ...]:
+    """The dataset's sign-offs that count: this turn's, by people who may sign off now (a
+    removed delegate's no longer count)."""
+    return tuple(
+        s for s in egress.signoffs if s.turn == request.turn and s.signer in egress.signers
+    )
+
+
+def signoff_of(request: RequestFacts, egress: EgressFacts) -> SignoffState:
+    """Where the dataset's sign-off of the request stands this turn."""
+    return signoff_state(s.decision for s in current_signoffs(request, egress))
+
+
+def check_signoffs(request: RequestFacts) -> None:
+    """Every dataset needing sign-off has it this turn, and none was refused."""
+    states = {e.dataset: signoff_of(request, e) for e in _egress(request)}
+    refused = sorted(d for d, state in states.items() if state is SignoffState.REFUSED)
+    if refused:
+        raise WorkflowError(
+            f"the custodian refused the release of outputs of: {', '.join(refused)}",
+            rule="signoff_refused",
+        )
+    waiting = sorted(d for d, state in states.items() if state is SignoffState.PENDING)
+    if waiting:
+        raise WorkflowError(
+            f"custodian sign-off required for: {', '.join(waiting)}", rule="signoff_required"
+        )
+
+
+def check_can_sign_off(request: RequestFacts, dataset: str, signer: str) -> None:
+    """Sign-offs are open while checkers hold the request, once per signer and dataset per
+    turn, for the datasets that need one."""
+    if not is_under_review(request.status):
+        raise WorkflowError(
+            f"a {request.status.value} request is not open for sign-off", rule="status"
+        )
+    egress = next((e for e in _egress(request) if e.dataset == dataset), None)
+    if egress is None:
+        raise WorkflowError(
+            f"dataset {dataset} needs no sign-off for this request", rule="no_signoff_needed"
+        )
+    if any(s.signer == signer and s.turn == request.turn for s in egress.signoffs):
+        raise WorkflowError(
+            "your sign-off of this turn is recorded: it can no longer change",
+            rule="signoff_recorded",
+        )
+
+
+def can_sign_off(request: RequestFacts, dataset: str, signer: str) -> bool:
+    """Boolean twin of ``check_can_sign_off``: whether it would pass."""
+    return _allowed(lambda: check_can_sign_off(request, dataset, signer))
 
 
 def none(request: RequestFacts, attempt: Attempt) -> None:

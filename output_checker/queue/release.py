@@ -31,6 +31,7 @@ from enclave.control.db import transaction
 from enclave.control.errors import ControlError
 from enclave.control.models import Project
 from enclave.control.service import access
+from enclave.control.service.standing import release_standing
 from output_checker.queue import models as m
 from output_checker.queue.errors import IntegrityFailure
 from output_checker.queue.policies import Attempt, check_precondition
@@ -83,6 +84,7 @@ class _Plan:
     revoked: bool
     due: tuple[_Item, ...]
     pending: int
+    held: str = ""  # why the release is held (a lapse, a freeze, a sanction), if it is
 
 
 def _plan(ctx: Context, request_id: str, backoff: Backoff) -> _Plan | None:
@@ -107,6 +109,7 @@ def _plan(ctx: Context, request_id: str, backoff: Backoff) -> _Plan | None:
             if item.last_attempt_at is None
             or item.last_attempt_at + backoff.delay(item.attempts) <= now
         )
+        standing = release_standing(session, project, request.author_id, ctx.today(), ctx.policy)
         return _Plan(
             request_id,
             project.slug,
@@ -115,6 +118,7 @@ def _plan(ctx: Context, request_id: str, backoff: Backoff) -> _Plan | None:
             release.revoked_at is not None,
             due,
             len(rows),
+            "" if standing.ok else f"release held ({standing.rule}): {standing.reason}",
         )
 
 
@@ -275,7 +279,9 @@ def release_request(
     """Copy what is due of one approved request and finish it when everything is out.
 
     Does nothing for a request that is not APPROVED (already released, revoked ...) or whose
-    project is not active (releases stop while a project is suspended).
+    project is not active (releases stop while a project is suspended), and holds (with the
+    reason in ``errors``) one whose project is not in standing (lapsed compliance, a freeze)
+    or whose author is sanctioned (``enclave.control.service.standing.release_standing``).
     """
     plan = _plan(ctx, request_id, backoff)
     if plan is None:
@@ -284,6 +290,9 @@ def release_request(
         _register(ctx, request_id)
     if plan.status != Status.APPROVED.value or plan.revoked or plan.project_state != WRITABLE:
         return ReleaseOutcome(request_id, plan.status, 0, plan.pending)
+    if plan.held:  # copied on a later pass, once the project and its author are in standing
+        log.warning("release %s: %s", request_id, plan.held)
+        return ReleaseOutcome(request_id, plan.status, 0, plan.pending, (plan.held,))
     errors = [error for item in plan.due if (error := _copy(ctx, plan, item))]
     pending = plan.pending - (len(plan.due) - len(errors))
     status = plan.status

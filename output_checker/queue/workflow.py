@@ -87,6 +87,21 @@ class Decision(StrEnum):
     CHANGES_REQUESTED = "changes_requested"
 
 
+class Signoff(StrEnum):
+    """A custodian's (or delegate's) decision on releasing outputs derived from their dataset."""
+
+    APPROVE = "approve"
+    REFUSE = "refuse"
+
+
+class SignoffState(StrEnum):
+    """Where one dataset's custodian sign-off of a request stands in the current turn."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
 class FileKind(StrEnum):
     """Outputs are voted on and released; supporting files give context and never leave."""
 
@@ -316,6 +331,9 @@ TRANSITIONS: Mapping[tuple[Status, Status], Transition] = MappingProxyType(
 # A request comes into being PENDING; this is the table's entry edge (for the diagram).
 CREATE_EVENT = "queue_request_create"
 APPROVALS_NEEDED = 2
+# Besides the reviews: per dataset whose policy asks for it, this many sign-offs by its
+# custodian or a delegate with no tie to the project, in the current turn (SATRE 3.1.06).
+SIGNOFFS_NEEDED = 1
 
 
 def is_final(status: Status) -> bool:
@@ -407,6 +425,18 @@ def file_decision(votes: Iterable[Vote]) -> Decision:
     if approvals == 0:
         return Decision.CHANGES_REQUESTED
     return Decision.CONFLICTED
+
+
+def signoff_state(decisions: Iterable[Signoff]) -> SignoffState:
+    """One dataset's sign-off from the decisions of its signers this turn: any refusal
+    refuses (the custodian's veto: the request goes back or is rejected); enough approvals
+    approve; otherwise pending."""
+    made = list(decisions)
+    if Signoff.REFUSE in made:
+        return SignoffState.REFUSED
+    if sum(d is Signoff.APPROVE for d in made) >= SIGNOFFS_NEEDED:
+        return SignoffState.APPROVED
+    return SignoffState.PENDING
 
 
 def decision_for_author(decision: Decision) -> Decision:

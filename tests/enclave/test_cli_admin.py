@@ -131,7 +131,18 @@ def test_provisioning_end_to_end(
     grants = ok(capsys, f"admin list-grants {A} --project beds --json")
     assert json.loads(grants)["state"] == "approved"
 
-    token = ok(capsys, f"admin issue-token {A} --for {CUSTODIAN} --label ci").strip()
+    # a custodian's token needs the admin's authenticator code and lives at most 12 hours
+    refused(capsys, "mfa_required", f"admin issue-token {A} --for {CUSTODIAN} --label ci")
+    enrolment = ok(capsys, f"admin enrol-totp {A} {ADMIN}")
+    secret = enrolment.splitlines()[0].split("\t")[1]
+    code = pyotp.TOTP(secret).now()
+    refused(
+        capsys,
+        "privileged_token_lifetime",
+        f"admin issue-token {A} --for {CUSTODIAN} --label ci --days 30 --totp {code}",
+    )
+    issue = f"admin issue-token {A} --for {CUSTODIAN} --label ci --hours 2 --totp {code}"
+    token = ok(capsys, issue).strip()
     ctx = open_context(Settings.load())
     try:
         assert tokens.verify_token(ctx, token).email == CUSTODIAN

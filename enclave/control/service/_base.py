@@ -21,6 +21,7 @@ from enclave.control.db import transaction
 from enclave.control.errors import Conflict, ControlError, InvalidInput, NotFound, PermissionDenied
 from enclave.control.models import Dataset, Grant, Person, Project
 from enclave.control.rules import Action, check_role, check_state
+from enclave.control.service.standing import check_not_sanctioned
 
 T = TypeVar("T")
 
@@ -47,7 +48,8 @@ def perform(
     try:
         try:
             with transaction(ctx.engine) as session:
-                return work(session, load_actor(session, actor))
+                appeal = action is Action.LODGE_APPEAL  # the one thing a sanctioned person may do
+                return work(session, load_actor(session, actor, appeal=appeal))
         except IntegrityError as error:  # a constraint caught what the checks missed
             raise Conflict("that record already exists", detail=str(error.orig)) from error
     except ControlError as error:
@@ -126,13 +128,16 @@ def record(
     )
 
 
-def load_actor(session: Session, email: str) -> Person:
-    """The acting person; NotFound (``unknown_actor``) or PermissionDenied (``inactive``)."""
+def load_actor(session: Session, email: str, *, appeal: bool = False) -> Person:
+    """The acting person; NotFound (``unknown_actor``) or PermissionDenied (``inactive``, or
+    ``sanctioned`` unless the action is the person's ``appeal`` against it)."""
     person = session.scalar(select(Person).where(Person.email == email.strip().lower()))
     if person is None:
         raise NotFound(f"no person with email {email!r} may act here", rule="unknown_actor")
     if not person.active:
         raise PermissionDenied(f"the account {person.email} is suspended", rule="inactive")
+    if not appeal:
+        check_not_sanctioned(session, person)
     return person
 
 

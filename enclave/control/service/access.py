@@ -24,8 +24,10 @@ from enclave.control.service._base import (
     perform,
     project_row,
     record,
+    without_none,
 )
 from enclave.control.service.members import check_accredited
+from enclave.control.service.standing import person_standing_of, project_standing_of, raise_unless
 from enclave.control.views import ProjectView, project_view
 
 
@@ -46,7 +48,8 @@ class AccessDecision:
 
     When refused, ``rule`` and ``reason`` say why. When allowed, ``data`` lists the grants in
     force, ``disclosure`` the project's checker overrides and ``valid_until`` the last day the
-    decision holds (project end, membership or accreditation expiry, whichever comes first).
+    decision holds (project end, membership, accreditation or compliance expiry, whichever
+    comes first).
     """
 
     allowed: bool
@@ -118,11 +121,19 @@ def _evaluate(session: Session, ctx: Context, email: str, slug: str) -> AccessDe
                 rule="membership_expired",
             )
         check_accredited(person, today)
+        # compliance, organisation, agreement, sanctions, freezes (service/standing.py)
+        standings = (
+            person_standing_of(session, person, today, ctx.policy),
+            project_standing_of(session, project, today, ctx.policy),
+        )
+        for standing in standings:
+            raise_unless(standing)
     except ControlError as error:
         return AccessDecision(False, email, slug, error.rule, error.message)
     accredited_until = max(
         a.expires_on for a in person.accreditations if a.issued_on <= today <= a.expires_on
     )
+    compliant_until = [i.expires_on for s in standings for i in s.items if i.expires_on]
     return AccessDecision(
         allowed=True,
         email=person.email,
@@ -132,7 +143,9 @@ def _evaluate(session: Session, ctx: Context, email: str, slug: str) -> AccessDe
         username=person.username,
         data=_mounts(session, project, today),
         disclosure=json.loads(project.disclosure),
-        valid_until=min(project.end_date, membership.expires_on, accredited_until),
+        valid_until=min(
+            project.end_date, membership.expires_on, accredited_until, *compliant_until
+        ),
     )
 
 
@@ -190,11 +203,16 @@ def _record_decision(session: Session, ctx: Context, actor: str, decision: Acces
         rule=decision.rule,
         reason=decision.reason,
         datasets=[m.dataset for m in decision.data],
+        # the usage report ends a session that was never stopped here (service/usage.py)
+        **without_none({"valid_until": decision.valid_until and decision.valid_until.isoformat()}),
     )
 
 
-def record_session_stop(ctx: Context, *, email: str, project: str, reason: str = "") -> None:
-    """Audit the end of a session (``session_stop``): by the user, at expiry or by a cull."""
+def record_session_stop(
+    ctx: Context, *, email: str, project: str, reason: str = "", cpu_seconds: float | None = None
+) -> None:
+    """Audit the end of a session (``session_stop``): by the user, at expiry or by a cull;
+    with the CPU time its cgroup used, when the spawner could read it (usage data)."""
     with transaction(ctx.engine) as session:
         record(
             session,
@@ -204,6 +222,7 @@ def record_session_stop(ctx: Context, *, email: str, project: str, reason: str =
             target=email,
             project=project,
             reason=clean_text(reason, "reason", 500, required=False),
+            **without_none({"cpu_seconds": cpu_seconds}),
         )
 
 

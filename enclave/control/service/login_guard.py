@@ -19,15 +19,19 @@ from sqlalchemy.orm import joinedload
 from enclave.control.audit import format_time
 from enclave.control.context import Context
 from enclave.control.db import transaction
-from enclave.control.errors import AuthenticationFailed
+from enclave.control.errors import AuthenticationFailed, PermissionDenied
 from enclave.control.models import AuditEvent, Person
 from enclave.control.service._base import record
 from enclave.control.service.people import authenticate
+from enclave.control.service.standing import check_not_sanctioned, person_standing_of
 from enclave.control.views import PersonView, person_view
 
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
 LOCKED_REASON = "locked out after repeated failures"
+# What a person with the right credentials is still refused for at login (the rest of
+# standing, training and the user agreement, is asked at session start).
+LOGIN_STANDING = ("sanctioned", "organisation_assurance")
 
 
 def recent_failures(ctx: Context, email: str, *, window: timedelta = WINDOW) -> int:
@@ -61,14 +65,42 @@ def login(
     """``people.authenticate``, unless ``email`` had ``max_failures`` refused logins within
     ``window``: then the attempt is refused (and audited) without looking at the credentials.
 
-    Returns the person; raises AuthenticationFailed with the same message either way.
+    Returns the person; raises AuthenticationFailed with the same message either way. With
+    the right credentials, a sanctioned person or one whose organisation's assurance lapsed
+    is refused too, with the reason and the standing rule (``standing_refusal``).
     """
     address = (email or "").strip().lower()[:320]
     if recent_failures(ctx, address, window=window) >= max_failures:
         with transaction(ctx.engine) as session:
             record(session, ctx, address, "login", outcome="refused", reason=LOCKED_REASON)
         raise AuthenticationFailed("email, password or code not accepted", rule="login_locked")
-    return authenticate(ctx, email, password, totp_code)
+    person = authenticate(ctx, email, password, totp_code)
+    standing_refusal(ctx, person)
+    return person
+
+
+def standing_refusal(ctx: Context, person: PersonView) -> None:
+    """Raise AuthenticationFailed (rule ``sanctioned`` or ``organisation_assurance``, the
+    reason in the message) when ``person``, just authenticated, is not in standing; the
+    refusal is audited as a refused ``login``. Only said after the credentials were right,
+    so it reveals nothing to someone guessing."""
+    with transaction(ctx.engine) as session:
+        row = session.scalar(select(Person).where(Person.uuid == person.uuid))
+        assert row is not None
+        standing = person_standing_of(session, row, ctx.today(), ctx.policy, rules=LOGIN_STANDING)
+        if standing.ok:
+            return
+        record(
+            session,
+            ctx,
+            row,
+            "login",
+            outcome="refused",
+            target=row.uuid,
+            rule=standing.rule,
+            reason=standing.reason,
+        )
+    raise AuthenticationFailed(f"login refused: {standing.reason}", rule=standing.rule)
 
 
 def logout(ctx: Context, email: str, session_id: str) -> None:
@@ -117,5 +149,9 @@ def _session_person(ctx: Context, person_uuid: str, session_id: str) -> PersonVi
         if person is None or not person.active:
             return None
         if session.execute(_logout_of(person.email, session_id)).first() is not None:
+            return None
+        try:  # a sanction ends web sessions already open
+            check_not_sanctioned(session, person)
+        except PermissionDenied:
             return None
         return person_view(person)

@@ -31,6 +31,12 @@ from enclave.control.service._base import (
 from enclave.control.views import PersonView, TotpEnrolment, person_view
 
 BOOTSTRAP_ACTOR = "bootstrap"
+MFA_NOT_ENROLLED = "mfa_not_enrolled"
+NO_TOTP = "no TOTP enrolled"  # the audited reason
+NOT_ENROLLED = (
+    "login refused: no authenticator app (TOTP) is enrolled for this account; "
+    "ask an admin to enrol one"
+)
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -289,7 +295,9 @@ def authenticate(ctx: Context, email: str, password: str, totp_code: str) -> Per
     """Check password and TOTP code; return the person or raise AuthenticationFailed.
 
     Every attempt is audited (``login``), with the precise reason for a refusal; the error
-    itself says only that the credentials were not accepted. A TOTP code works once.
+    itself says only that the credentials were not accepted, except to someone with the right
+    password but no TOTP enrolled, who is told to have an admin enrol one (rule
+    ``mfa_not_enrolled``): nobody logs in on a password alone. A TOTP code works once.
     """
     address = (email or "").strip().lower()
     with transaction(ctx.engine) as session:
@@ -300,7 +308,7 @@ def authenticate(ctx: Context, email: str, password: str, totp_code: str) -> Per
         elif person is None or not person.active:
             reason = "account suspended"
         elif person.totp_secret is None:
-            reason = "no TOTP enrolled"
+            reason = NO_TOTP
         else:
             step = credentials.match_totp(
                 person.totp_secret, totp_code, ctx.now(), person.totp_last_step
@@ -314,6 +322,8 @@ def authenticate(ctx: Context, email: str, password: str, totp_code: str) -> Per
                 person.password_hash = credentials.hash_password(password)
             record(session, ctx, person, "login", target=person.uuid)
             return person_view(person)
+    if reason == NO_TOTP:  # only someone who knew the password learns this
+        raise AuthenticationFailed(NOT_ENROLLED, rule=MFA_NOT_ENROLLED)
     raise AuthenticationFailed("email, password or code not accepted", rule="login")
 
 

@@ -23,26 +23,29 @@ from enclave.control.errors import (
 )
 from enclave.control.models import Grant, Membership, Person, Project
 from enclave.control.rules import PURPOSES, TRANSITIONS, Action, GrantState, ProjectState, Role
+from enclave.control.service import compliance, session_stop
 from enclave.control.service._base import (
     authorize,
     clean_paragraph,
     clean_slug,
     clean_text,
+    load_actor,
     parse_date,
     perform,
     project_row,
     read_as,
     record,
 )
+from enclave.control.service.certificates import close_on_disk
 from enclave.control.views import ProjectView, project_view
-from enclave.control.workspace import archive_workspace
 from output_checker.errors import ParameterError
 from output_checker.parameters import Parameters
 
 
 @dataclass(frozen=True)
 class ClosureReport:
-    """What closing did: grants revoked, memberships ended, archive written, keys destroyed."""
+    """What closing did: grants revoked, memberships ended, archive written, keys destroyed,
+    audit events exported, certificate issued."""
 
     project: ProjectView
     grants_revoked: int
@@ -50,6 +53,9 @@ class ClosureReport:
     archive: str | None
     archive_sha256: str | None
     keys_destroyed: tuple[str, ...]
+    audit_export: str | None = None  # the project's audit events, JSON lines
+    certificate: str | None = None  # uuid of the signed deletion certificate
+    sessions: session_stop.StopOutcome | None = None  # the immediate stop of running sessions
 
 
 def check_purpose(purpose: str) -> str:
@@ -109,9 +115,19 @@ def create_project(
     ethics_reference: str = "",
     dsa_reference: str = "",
     disclosure: Mapping[str, Any] | None = None,
+    ethics_expires_on: date | str | None = None,
+    dsa_expires_on: date | str | None = None,
 ) -> ProjectView:
-    """Propose a project (state ``proposed``). Raises InvalidInput for bad dates or purpose."""
+    """Propose a project (state ``proposed``). Raises InvalidInput for bad dates or purpose.
+
+    The ethics and DSA references given become compliance records (``service.compliance``)
+    valid from the start date until ``ethics_expires_on`` / ``dsa_expires_on``, by default
+    the end date; sessions and releases stop when one lapses."""
     start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
+    expiries = {
+        "ethics": compliance.default_expiry(ethics_expires_on, "ethics_expires_on", end),
+        "dsa": compliance.default_expiry(dsa_expires_on, "dsa_expires_on", end),
+    }
     fields = {
         "slug": clean_slug(slug, "project slug"),
         "title": clean_text(title, "title", 300),
@@ -124,6 +140,9 @@ def create_project(
         "dsa_reference": clean_text(dsa_reference, "DSA reference", 200, required=False),
     }
     overrides = check_disclosure(disclosure or {})
+    for kind, given in (("ethics", ethics_expires_on), ("dsa", dsa_expires_on)):
+        if given not in (None, "") and not fields[f"{kind}_reference"]:
+            raise InvalidInput(f"{kind}_expires_on is given without a {kind} reference")
 
     def work(session: Session, me: Person) -> ProjectView:
         authorize(me, Action.CREATE_PROJECT)
@@ -145,6 +164,7 @@ def create_project(
         )
         session.add(project)
         session.flush()
+        items = _compliance_records(session, ctx, me, project, expiries)
         record(
             session,
             ctx,
@@ -157,10 +177,33 @@ def create_project(
             start_date=start.isoformat(),
             end_date=end.isoformat(),
             disclosure=overrides,
+            compliance=items,
         )
         return project_view(project)
 
     return perform(ctx, actor, Action.CREATE_PROJECT, work, target=slug, project=slug)
+
+
+def _compliance_records(
+    session: Session, ctx: Context, me: Person, project: Project, expiries: Mapping[str, date]
+) -> dict[str, dict[str, str]]:
+    """The project's references as compliance records: kind -> record uuid and expiry."""
+    items: dict[str, dict[str, str]] = {}
+    references = {"ethics": project.ethics_reference, "dsa": project.dsa_reference}
+    for kind, reference in references.items():
+        if reference:
+            row, _ = compliance.add_record(
+                session,
+                ctx,
+                me,
+                kind=kind,
+                reference=reference,
+                valid_from=project.start_date,
+                expires_on=expiries[kind],
+                project=project,
+            )
+            items[kind] = {"record": row.uuid, "expires_on": row.expires_on.isoformat()}
+    return items
 
 
 def _transition(
@@ -259,10 +302,22 @@ def suspend_project(ctx: Context, actor: str, slug: str, reason: str) -> Project
     return _transition(ctx, actor, slug, Action.SUSPEND_PROJECT, reason=_require_reason(reason))
 
 
-def close_project(ctx: Context, actor: str, slug: str, reason: str) -> ClosureReport:
-    """Close for good: revoke every grant, end every membership, archive the workspace and
-    destroy the pseudonym key. The disk steps run last inside the transaction, so a failure
-    leaves the project as it was (and both steps are safe to repeat)."""
+def close_project(
+    ctx: Context,
+    actor: str,
+    slug: str,
+    reason: str,
+    *,
+    stopper: session_stop.SessionStopper | None = None,
+) -> ClosureReport:
+    """Close for good: revoke every grant, end every membership, export the project's audit
+    events, archive the workspace (deleting its extract), destroy the pseudonym key and issue
+    the signed deletion certificate. The disk steps run last inside the transaction, so a
+    failure leaves the project as it was, with no certificate (see
+    ``service.certificates.close_on_disk``), and the close can be retried. Running sessions
+    are stopped through ``stopper`` after the commit (``service.session_stop``); without one, or
+    if the hub cannot be reached, the hub's access enforcer stops them on its next pass,
+    since a closed project refuses every session."""
     why = _require_reason(reason)
     outcome: dict[str, Any] = {}
 
@@ -285,9 +340,9 @@ def close_project(ctx: Context, actor: str, slug: str, reason: str) -> ClosureRe
         for membership in members:
             membership.removed_at = now
         session.flush()
+        closer = load_actor(session, actor)
         try:
-            archived = archive_workspace(ctx.data_dir, project.slug, now)
-            keys = tuple(ctx.destroyer.destroy(project.slug))
+            disk = close_on_disk(ctx, session, project, closer, now, why)
         except Exception as error:  # any hook failure: roll back, keep the project open
             raise IntegrationError(
                 f"closing {project.slug} failed on disk, nothing was closed: {error}",
@@ -296,14 +351,19 @@ def close_project(ctx: Context, actor: str, slug: str, reason: str) -> ClosureRe
         outcome.update(
             grants_revoked=len(grants),
             memberships_ended=len(members),
-            archive=str(archived.archive) if archived.archive else None,
-            archive_sha256=archived.sha256,
-            extract_deleted=archived.extract_deleted,
-            keys_destroyed=list(keys),
+            archive=str(disk.archive) if disk.archive else None,
+            archive_sha256=disk.archive_sha256,
+            extract_deleted=disk.extract_deleted,
+            keys_destroyed=list(disk.keys_destroyed),
+            audit_export=str(disk.audit_export),
+            audit_export_sha256=disk.audit_export_sha256,
+            certificate=disk.certificate,
+            certificate_sha256=disk.certificate_sha256,
         )
         return dict(outcome)
 
     view = _transition(ctx, actor, slug, Action.CLOSE_PROJECT, reason=why, effects=effects)
+    stopped = session_stop.stop_sessions(ctx, stopper, f"project closed: {why}", project=slug)
     return ClosureReport(
         project=view,
         grants_revoked=outcome["grants_revoked"],
@@ -311,6 +371,9 @@ def close_project(ctx: Context, actor: str, slug: str, reason: str) -> ClosureRe
         archive=outcome["archive"],
         archive_sha256=outcome["archive_sha256"],
         keys_destroyed=tuple(outcome["keys_destroyed"]),
+        audit_export=outcome["audit_export"],
+        certificate=outcome["certificate"],
+        sessions=stopped,
     )
 
 

@@ -1,8 +1,16 @@
-"""Bearer tokens for automation: random, shown once, stored as sha256, expiring, revocable."""
+"""Bearer tokens for automation: random, shown once, stored as sha256, expiring, revocable.
+
+A token of a privileged person (``rules.PRIVILEGED_ROLES``: admin, output checker, data
+custodian) is issued only on a fresh second factor, the requester's current TOTP code (used
+once, like a login's), and lives at most ``PRIVILEGED_MAX_LIFETIME`` (SATRE 3.2.04). A token
+that outlives that bound is refused once its owner holds a privileged role, however it was
+issued.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -13,7 +21,7 @@ from enclave.control.context import Context
 from enclave.control.db import transaction
 from enclave.control.errors import AuthenticationFailed, InvalidInput, NotFound, RuleViolation
 from enclave.control.models import ApiToken, Person
-from enclave.control.rules import Action
+from enclave.control.rules import PRIVILEGED_ROLES, Action
 from enclave.control.service._base import (
     authorize,
     clean_text,
@@ -25,6 +33,12 @@ from enclave.control.service._base import (
 from enclave.control.views import IssuedToken, PersonView, TokenView, person_view, token_view
 
 MAX_LIFETIME = timedelta(days=365)
+PRIVILEGED_MAX_LIFETIME = timedelta(hours=12)
+
+
+def is_privileged(roles: Iterable[str]) -> bool:
+    """Whether ``roles`` include one that needs MFA and short-lived tokens."""
+    return not PRIVILEGED_ROLES.isdisjoint(roles)
 
 
 def issue_token(
@@ -34,9 +48,16 @@ def issue_token(
     *,
     label: str,
     lifetime: timedelta | None = None,
+    totp: str | None = None,
 ) -> IssuedToken:
     """A new token for ``email`` (oneself, or anyone for an admin). The token is in the
-    result only; the database keeps its sha256. Lifetime defaults to the settings' value."""
+    result only; the database keeps its sha256. Lifetime defaults to the settings' value.
+
+    For a privileged person the actor's current TOTP code ``totp`` is required and used up
+    (AuthenticationFailed: ``mfa_required``, ``mfa_not_enrolled``, ``mfa_failed``), and a
+    lifetime above ``PRIVILEGED_MAX_LIFETIME`` is refused (``privileged_token_lifetime``; the
+    default is capped to it). A code given for anyone else is checked all the same. The audit
+    event says how the second factor was proven (``mfa``: ``totp`` or ``none``)."""
     name = clean_text(label, "label", 100)
     span = lifetime or ctx.token_lifetime
     if not timedelta(minutes=1) <= span <= MAX_LIFETIME:
@@ -49,6 +70,9 @@ def issue_token(
             authorize(me, Action.ISSUE_TOKEN)
         if not person.active:
             raise RuleViolation(f"the account {person.email} is suspended", rule="inactive")
+        privileged = is_privileged(person.role_names)
+        life = _privileged_lifetime(lifetime, span) if privileged else span
+        mfa = _prove_mfa(ctx, me, totp, required=privileged)
         now = ctx.now()
         row = ApiToken(
             uuid=str(uuid.uuid4()),
@@ -56,7 +80,7 @@ def issue_token(
             token_hash=digest,
             label=name,
             created_at=now,
-            expires_at=now + span,
+            expires_at=now + life,
         )
         session.add(row)
         session.flush()
@@ -69,10 +93,51 @@ def issue_token(
             email=person.email,
             label=name,
             expires_at=row.expires_at.isoformat(),
+            privileged=privileged,
+            mfa=mfa,
         )
         return IssuedToken(token, token_view(row))
 
     return perform(ctx, actor, Action.ISSUE_TOKEN, work, target=email)
+
+
+def _privileged_lifetime(asked: timedelta | None, default: timedelta) -> timedelta:
+    """The lifetime of a privileged person's token: the default capped to the bound; an
+    explicit request beyond it is refused rather than quietly shortened."""
+    if asked is None:
+        return min(default, PRIVILEGED_MAX_LIFETIME)
+    if asked > PRIVILEGED_MAX_LIFETIME:
+        raise RuleViolation(
+            "a token of an admin, output checker or data custodian lives at most 12 hours",
+            rule="privileged_token_lifetime",
+        )
+    return asked
+
+
+def _prove_mfa(ctx: Context, me: Person, code: str | None, *, required: bool) -> str:
+    """``totp`` once the actor's code is checked and used up (a replayed one, such as the
+    code of the login just made, is refused), ``none`` when none was needed or given."""
+    if not code:
+        if required:
+            raise AuthenticationFailed(
+                "a token for an admin, output checker or data custodian needs the current code "
+                "from your authenticator app (--totp CODE)",
+                rule="mfa_required",
+            )
+        return "none"
+    if me.totp_secret is None:
+        raise AuthenticationFailed(
+            "you have no authenticator app (TOTP) enrolled: ask an admin to enrol one",
+            rule="mfa_not_enrolled",
+        )
+    step = credentials.match_totp(me.totp_secret, code, ctx.now(), me.totp_last_step)
+    if step is None:
+        raise AuthenticationFailed(
+            "the authenticator code is wrong or was used already: wait for the next one",
+            rule="mfa_failed",
+        )
+    me.totp_last_step = step
+    return "totp"
 
 
 def verify_token(ctx: Context, token: str) -> PersonView:
@@ -115,6 +180,11 @@ def _token_state(ctx: Context, digest: str) -> TokenState:
             return None, "expired token", row.uuid, None
         if not row.person.active:
             return None, "account suspended", row.uuid, None
+        if row.expires_at - row.created_at > PRIVILEGED_MAX_LIFETIME and is_privileged(
+            row.person.role_names
+        ):
+            # issued before its owner became privileged (or before this rule): too long-lived
+            return None, "long-lived token of a privileged person", row.uuid, None
         return person_view(row.person), "", row.uuid, row.expires_at
 
 

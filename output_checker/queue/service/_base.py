@@ -26,6 +26,7 @@ from enclave.control.db import transaction
 from enclave.control.errors import ControlError
 from enclave.control.models import Accreditation, Membership, Person, Project
 from enclave.control.service.projects import project_parameters
+from enclave.control.service.standing import check_not_sanctioned
 from enclave.control.views import project_view
 from output_checker.parameters import Parameters
 from output_checker.queue import models as m
@@ -148,7 +149,8 @@ def record(
 
 
 def load_actor(session: Session, email: str) -> Person:
-    """The acting person: NotFound (``unknown_actor``), PermissionDenied (``inactive``)."""
+    """The acting person: NotFound (``unknown_actor``), PermissionDenied (``inactive``,
+    ``sanctioned``)."""
     query = (
         select(Person)
         .where(Person.email == (email or "").strip().lower())
@@ -161,6 +163,7 @@ def load_actor(session: Session, email: str) -> Person:
         raise NotFound(f"no person with email {email!r} may act here", rule="unknown_actor")
     if not person.active:
         raise PermissionDenied(f"the account {person.email} is suspended", rule="inactive")
+    check_not_sanctioned(session, person)  # also ends a review session already open
     return person
 
 

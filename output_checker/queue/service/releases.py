@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from enclave.control.context import Context
 from enclave.control.models import Person
+from enclave.control.service.standing import check_release_standing
 from output_checker.parameters import Parameters
 from output_checker.queue import models as m
 from output_checker.queue.errors import Conflict, NotFound, WorkflowError
@@ -33,7 +34,7 @@ from output_checker.queue.policies import (
     check_project_writable,
     check_reviewer_can_see,
 )
-from output_checker.queue.service import _files, ledger
+from output_checker.queue.service import _files, ledger, signoffs
 from output_checker.queue.service._base import (
     actor_facts,
     audit_refusal,
@@ -167,7 +168,12 @@ def approve(ctx: Context, actor: str, request_id: str, *, comment: str) -> Relea
         project = project_row(session, id=request.project_id)
         check_can_review(actor_facts(session, me, project, ctx.today(), request.author_id))
         check_project_writable(project.state)
-        facts = request_facts(session, request)
+        # lapsed compliance, a freeze, a sanctioned author or checker (SATRE 1.4.02, 2.6.04)
+        check_release_standing(
+            session, project, request.author_id, ctx.today(), ctx.policy, approver=me
+        )
+        # with the custodian sign-offs the precondition asks for (SATRE 3.1.06)
+        facts = signoffs.with_egress(session, request, request_facts(session, request))
         check_reviewer_can_see(facts)
         transition = check_transition(Status(request.status), Status.APPROVED, Party.CHECKER)
         check_precondition(transition, facts, Attempt(me.email, text))

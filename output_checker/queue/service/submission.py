@@ -23,7 +23,7 @@ from output_checker.queue.policies import (
     groups_to_explain_on_resubmit,
 )
 from output_checker.queue.recheck import Verdict
-from output_checker.queue.service import _files
+from output_checker.queue.service import _files, signoffs
 from output_checker.queue.service._base import (
     actor_facts,
     clean_text,
@@ -140,7 +140,8 @@ def _hand_over(
         if comment:
             _explain(session, ctx, me, request, comment)
         session.flush()
-        check_precondition(transition, request_facts(session, request), Attempt(me.email))
+        facts = signoffs.with_egress(session, request, request_facts(session, request))
+        check_precondition(transition, facts, Attempt(me.email))  # egress rights too
         if source is Status.RETURNED:
             _reopen_votes(session, request)
         now = ctx.now()

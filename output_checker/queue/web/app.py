@@ -30,6 +30,7 @@ from output_checker.queue.web import api, assets, auth, author, errors, oauth, r
 from output_checker.queue.web.datalab import bp as datalab_bp
 from output_checker.queue.web.pages import age_text
 from output_checker.queue.web.render import markdown_html
+from output_checker.queue.web.signoffs import bp as signoffs_bp
 from output_checker.queue.web.state import QueueOptions, install
 
 CONTROL_TEMPLATES = Path(enclave.control.web.__file__).with_name("templates")
@@ -89,7 +90,8 @@ def create_app(
     security.init_app(app)  # before CSRF: an anonymous POST goes to the login form
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # bearer tokens only, never cookies (see security.gate)
-    for blueprint in (auth.bp, requests.bp, author.bp, reviews.bp, api.bp, assets.bp, datalab_bp):
+    blueprints = (auth.bp, requests.bp, author.bp, reviews.bp, api.bp, assets.bp, datalab_bp)
+    for blueprint in (*blueprints, signoffs_bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     app.add_template_filter(markdown_html, "markdown")

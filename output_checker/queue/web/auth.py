@@ -4,8 +4,11 @@ then the local form is off).
 
 Both end the same way: ``security.start_session`` (a fresh session, so nothing fixed before
 login survives it). A local failure says only "invalid credentials" and counts towards the
-control plane's lockout (``login_guard``). Logout is the control plane's own view: recorded
-server-side, so a copied cookie is worthless afterwards.
+control plane's lockout (``login_guard``); someone with the right password but no TOTP
+enrolled, or not in standing, is told why (``enclave.control.web.auth.refusal``): reviewers
+log in with a second factor like everyone (SATRE 3.2.04). Through JupyterHub, the hub's own
+login (TOTP, or the identity provider's MFA) is the second factor. Logout is the control
+plane's own view: recorded server-side, so a copied cookie is worthless afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from enclave.control.errors import AuthenticationFailed
 from enclave.control.service import login_guard, people
-from enclave.control.web.auth import logout
+from enclave.control.web.auth import logout, refusal
 from enclave.control.web.forms import field
 from enclave.control.web.security import public, safe_next, start_session
 from enclave.control.web.state import context
@@ -28,7 +31,6 @@ from output_checker.queue.web.state import options
 bp = Blueprint("auth", __name__)
 bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
 
-FAILED = "invalid credentials"
 # Where the OAuth round trip keeps its secrets: in the signed session cookie, so any worker
 # process can finish a login another one started.
 STATE_KEYS = ("oauth_state", "oauth_verifier", "oauth_next")
@@ -54,8 +56,8 @@ def login() -> ResponseReturnValue:
         person = login_guard.login(
             context(), email, request.form.get("password", ""), field("code")
         )
-    except AuthenticationFailed:
-        flash(FAILED, "error")
+    except AuthenticationFailed as error:
+        flash(refusal(error), "error")
         target = safe_next(field("next")) or ""
         return render_template("auth/login.html", next=target, email=email, hub=False), 401
     start_session(person)

@@ -30,6 +30,7 @@ from enclave.control.service import projects
 from enclave.control.web.forms import actor
 from enclave.control.web.state import context
 from output_checker.queue import service
+from output_checker.queue.service import signoffs
 from output_checker.queue.views import FileContent, RequestSummary
 from output_checker.queue.web import pages, paging
 from output_checker.queue.web.diff import table_diff, text_diff
@@ -136,6 +137,8 @@ def detail(request_id: UUID) -> ResponseReturnValue:
         "requests/request.html",
         r=found,
         s=found.summary,
+        # custodian sign-offs (SATRE 3.1.06): where they stand, and the form for a signer
+        egress=signoffs.egress_status(context(), actor(), str(request_id)),
         ages=pages.ages(found.summary, now, options().service_target),
         age=pages.age_text,
         my_votes={v.file_id: v.vote for v in found.votes if v.reviewer == actor()},

@@ -9,6 +9,7 @@ one backend suffices here; the other service tests run on every backend.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -21,7 +22,19 @@ from enclave.control.context import Context
 from enclave.control.db import make_engine, upgrade
 from enclave.control.errors import ControlError
 from enclave.control.rules import ALLOWED_STATES, PERMISSIONS, Action, ProjectState, Role
-from enclave.control.service import access, datasets, grants, members, people, projects, tokens
+from enclave.control.service import (
+    access,
+    compliance,
+    datasets,
+    egress,
+    grants,
+    members,
+    people,
+    projects,
+    tokens,
+    usage,
+)
+from enclave.control.standing import StandingPolicy
 from enclave.control.varspec import variable
 from tests.enclave.control.factories import FakeClock, World, make_project, make_world
 
@@ -32,6 +45,15 @@ SLUG = "study"
 def _pending_grant(ctx: Context) -> str:
     """The uuid of the matrix project's grant (left ``requested`` by the factory)."""
     return audit.records(ctx.engine, action="request_grant")[0].target
+
+
+def _grant_egress_right(ctx: Context, world: World, actor: str) -> None:
+    """The checker made a delegate and, where the state allows, the grant approved first, so
+    that the custodian and the delegate succeed wherever the tables allow the action."""
+    egress.add_delegate(ctx, world.custodian, world.dataset, world.checker)
+    if projects.get_project(ctx, world.admin, SLUG).state in ("approved", "active"):
+        grants.approve_grant(ctx, world.custodian, _pending_grant(ctx))
+    egress.grant_egress_right(ctx, actor, world.dataset, SLUG, world.researcher)
 
 
 def _act(action: Action, ctx: Context, world: World, actor: str) -> None:
@@ -60,6 +82,7 @@ def _act(action: Action, ctx: Context, world: World, actor: str) -> None:
         Action.APPROVE_GRANT: lambda: grants.approve_grant(ctx, actor, _pending_grant(ctx)),
         Action.REJECT_GRANT: lambda: grants.reject_grant(ctx, actor, _pending_grant(ctx), "no"),
         Action.REVOKE_GRANT: lambda: grants.revoke_grant(ctx, actor, _pending_grant(ctx), "no"),
+        Action.GRANT_EGRESS_RIGHT: lambda: _grant_egress_right(ctx, world, actor),
         Action.RELEASE_OUTPUT: lambda: access.release_output(
             ctx, actor, SLUG, request_id="req-1", files=["table.csv"]
         ),
@@ -146,6 +169,7 @@ def _someone_else(world: World, actor: str) -> str:
     return world.client if actor == world.nobody else world.nobody
 
 
+END = "2027-06-01"  # a valid-from and expiry date for a compliance record
 GLOBAL_ACTIONS: dict[Action, Callable[[Context, World, str], object]] = {
     Action.CREATE_PERSON: lambda ctx, w, a: people.create_person(
         ctx, a, email="new@example.org", name="New", organisation="Org", roles=["researcher"]
@@ -176,6 +200,20 @@ GLOBAL_ACTIONS: dict[Action, Callable[[Context, World, str], object]] = {
     ),
     Action.LIST_DATASETS: lambda ctx, w, a: datasets.list_datasets(ctx, a),
     Action.LIST_GRANTS: lambda ctx, w, a: grants.list_grants(ctx, a),
+    Action.SET_EGRESS_POLICY: lambda ctx, w, a: egress.set_egress_policy(ctx, a, w.dataset, True),
+    Action.ADD_DELEGATE: lambda ctx, w, a: egress.add_delegate(ctx, a, w.dataset, w.checker),
+    Action.VIEW_USAGE: lambda ctx, w, a: usage.usage_report(ctx, a),
+    # compliance (service/compliance.py), on the template's proposed project
+    Action.RECORD_COMPLIANCE: lambda ctx, w, a: compliance.record_compliance(
+        ctx, a, project=SLUG, kind="dpia", reference="D", valid_from=END, expires_on=END
+    ),
+    Action.RECORD_ORGANISATION: lambda ctx, w, a: compliance.record_organisation(
+        ctx, a, name="Org", scheme="DSPT", reference="8J1", assured_until="2027-01-01"
+    ),
+    Action.ACCEPT_AGREEMENT: lambda ctx, w, a: compliance.accept_agreement(
+        dataclasses.replace(ctx, policy=StandingPolicy(user_agreement_version="v1")), a
+    ),
+    Action.COMPLIANCE_REPORT: lambda ctx, w, a: compliance.compliance_report(ctx, a),
 }
 
 

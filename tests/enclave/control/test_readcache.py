@@ -17,6 +17,7 @@ from enclave.control.errors import AuthenticationFailed
 from enclave.control.readcache import ReadCache
 from enclave.control.service import login_guard, people, tokens
 from tests.enclave.control.factories import FakeClock, World
+from tests.enclave.control.mfa import fresh_code
 
 
 class Calls:
@@ -120,7 +121,8 @@ def test_a_cached_session_ends_on_the_next_call_after_suspension_or_logout(
 def test_a_cached_token_is_refused_at_once_when_revoked_or_its_owner_suspended(
     cached: Context, world: World
 ) -> None:
-    first = tokens.issue_token(cached, world.checker, world.checker, label="a")
+    code = fresh_code(cached, world.checker)
+    first = tokens.issue_token(cached, world.checker, world.checker, label="a", totp=code)
     second = tokens.issue_token(cached, world.researcher, world.researcher, label="b")
     for issued in (first, second):
         tokens.verify_token(cached, issued.token)
@@ -137,7 +139,12 @@ def test_a_cached_token_expires_by_the_clock_with_nothing_written(
     cached: Context, world: World, clock: FakeClock
 ) -> None:
     issued = tokens.issue_token(
-        cached, world.checker, world.checker, label="short", lifetime=timedelta(hours=1)
+        cached,
+        world.checker,
+        world.checker,
+        label="short",
+        lifetime=timedelta(hours=1),
+        totp=fresh_code(cached, world.checker),
     )
     assert tokens.verify_token(cached, issued.token).email == world.checker
     version = state_version(cached.engine)

@@ -14,17 +14,20 @@ from enclave.control.errors import AuthenticationFailed, ControlError
 from enclave.control.models import ApiToken
 from enclave.control.service import people, tokens
 from tests.enclave.control.factories import FakeClock, World, audit_tail
+from tests.enclave.control.mfa import fresh_code
 
 
 def test_token_is_stored_only_as_its_hash(ctx: Context, world: World) -> None:
-    issued = tokens.issue_token(ctx, world.admin, world.custodian, label="automation")
+    code = fresh_code(ctx, world.admin)
+    issued = tokens.issue_token(ctx, world.admin, world.custodian, label="automation", totp=code)
     assert issued.token.startswith("enc_") and len(issued.token) > 40
     with transaction(ctx.engine, readonly=True) as session:
         stored = session.scalars(select(ApiToken.token_hash)).all()
     assert stored == [token_digest(issued.token)]
     assert issued.token not in stored
     assert tokens.verify_token(ctx, issued.token).email == world.custodian
-    assert issued.info.expires_at - issued.info.created_at == ctx.token_lifetime
+    # a custodian's token: the settings' lifetime capped to a privileged person's bound
+    assert issued.info.expires_at - issued.info.created_at == tokens.PRIVILEGED_MAX_LIFETIME
 
 
 @pytest.mark.parametrize("problem", ["unknown", "revoked", "expired", "suspended"])
@@ -32,7 +35,12 @@ def test_bad_tokens_are_refused_and_audited(
     ctx: Context, world: World, clock: FakeClock, problem: str
 ) -> None:
     issued = tokens.issue_token(
-        ctx, world.admin, world.custodian, label="ci", lifetime=timedelta(hours=1)
+        ctx,
+        world.admin,
+        world.custodian,
+        label="ci",
+        lifetime=timedelta(hours=1),
+        totp=fresh_code(ctx, world.admin),
     )
     token = issued.token
     if problem == "unknown":
@@ -53,7 +61,9 @@ def test_people_manage_their_own_tokens_only(ctx: Context, world: World) -> None
     with pytest.raises(ControlError) as error:
         tokens.issue_token(ctx, world.researcher, world.checker, label="theirs")
     assert error.value.rule == "role"
-    other = tokens.issue_token(ctx, world.admin, world.checker, label="theirs")
+    other = tokens.issue_token(
+        ctx, world.admin, world.checker, label="theirs", totp=fresh_code(ctx, world.admin)
+    )
     with pytest.raises(ControlError):
         tokens.revoke_token(ctx, world.researcher, other.info.uuid)
     assert [t.label for t in tokens.list_tokens(ctx, world.researcher)] == ["mine"]

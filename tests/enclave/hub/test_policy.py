@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from enclave.control import audit
 from enclave.control.context import Context
+from enclave.control.db import make_engine, upgrade
 from enclave.control.service import projects
 from enclave.hub.policy import Limits, SessionPolicy
+from enclave.hub.spawner import SessionSpawner
 from tests.enclave.control.factories import World, make_project, make_world
 
 
@@ -87,3 +91,22 @@ def test_an_unknown_username_is_audited(ctx: Context, world: World) -> None:
 def test_limits_must_be_positive(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         Limits(**{field: 0})
+
+
+def test_the_spawner_enforces_the_installations_standing_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spawner reads the installation's settings: a training requirement configured for
+    the enclave is one its session decisions apply (not the defaults' empty one)."""
+    url = f"sqlite:///{tmp_path}/control.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    monkeypatch.setenv("ENCLAVE_REQUIRED_TRAINING", "safe-researcher")
+    spawner = SessionSpawner(enclave_database_url=url, enclave_data_dir=str(tmp_path))
+    policy = spawner.policy()
+    try:
+        assert policy.ctx.policy.required_training == ("safe-researcher",)
+        assert policy.ctx.data_dir == tmp_path
+    finally:
+        policy.ctx.close()

@@ -44,6 +44,7 @@ def test_link_files_writes_every_record_with_its_cluster(
         [
             "link",
             "files",
+            "--unregistered-input",
             str(a),
             str(b),
             "--id-column",
@@ -75,6 +76,7 @@ def test_link_files_writes_every_record_with_its_cluster(
             [
                 "link",
                 "files",
+                "--unregistered-input",
                 str(a),
                 str(b),
                 "--id-column",
@@ -105,6 +107,7 @@ def test_column_overrides_name_unusual_columns(
         [
             "link",
             "files",
+            "--unregistered-input",
             str(a),
             str(b),
             "--id-column",
@@ -148,7 +151,18 @@ def test_bad_input_exits_2_with_file_and_line(
     a.write_text(damage(a.read_text()))  # type: ignore[operator]
     out = tmp_path / "links.csv"
     code = main(
-        ["link", "files", str(a), str(b), "--id-column", "rec_id", "--out", str(out), "--quiet"]
+        [
+            "link",
+            "files",
+            "--unregistered-input",
+            str(a),
+            str(b),
+            "--id-column",
+            "rec_id",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
     )
     err = capsys.readouterr().err
     assert code == 2
@@ -163,7 +177,18 @@ def test_invalid_dates_can_be_read_as_missing_but_never_silently(
     a, b = write_pair(tmp_path / "in")
     a.write_text(bad_date(a.read_text()))
     out = tmp_path / "links.csv"
-    args = ["link", "files", str(a), str(b), "--id-column", "rec_id", "--out", str(out), "--quiet"]
+    args = [
+        "link",
+        "files",
+        "--unregistered-input",
+        str(a),
+        str(b),
+        "--id-column",
+        "rec_id",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main([*args, "--invalid-dates", "missing"]) == 0
     err = capsys.readouterr().err
     assert "'19150231' is not a valid date (%Y%m%d) (read as missing)" in err
@@ -180,13 +205,37 @@ def test_wrong_encoding_is_reported_per_line(
     out = tmp_path / "links.csv"
     assert (
         main(
-            ["link", "files", str(a), str(b), "--id-column", "rec_id", "--out", str(out), "--quiet"]
+            [
+                "link",
+                "files",
+                "--unregistered-input",
+                str(a),
+                str(b),
+                "--id-column",
+                "rec_id",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
         )
         == 2
     )
     assert "A.csv:4: not valid utf-8: byte 0xfc" in capsys.readouterr().err
     assert (
-        main(["link", "files", str(a), str(b), "--id-column", "nope", "--out", str(out), "--quiet"])
+        main(
+            [
+                "link",
+                "files",
+                "--unregistered-input",
+                str(a),
+                str(b),
+                "--id-column",
+                "nope",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
         == 2
     )
 

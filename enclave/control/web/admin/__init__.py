@@ -1,8 +1,9 @@
 """The admin web: server-rendered pages for admins and data custodians.
 
 One blueprint, ``admin`` (under ``/admin``), made of one child blueprint per aggregate:
-``people``, ``projects``, ``datasets`` and ``grants``. Every view needs a login (the app's
-gate); what the person may see or change is decided by the service functions it calls.
+``people``, ``projects``, ``datasets``, ``grants``, ``alerts`` and ``usage``. Every view
+needs a login (the app's gate); what the person may see or change is decided by the service
+functions it calls.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from flask.typing import ResponseReturnValue
 
 from enclave.control.rules import Action, GrantState, can
 from enclave.control.service.grants import list_grants
-from enclave.control.web.admin import datasets, people, projects
+from enclave.control.web.admin import alerts, datasets, people, projects, usage
 from enclave.control.web.admin import grants as grant_views
 from enclave.control.web.forms import actor
 from enclave.control.web.state import context
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-for child in (people.bp, projects.bp, datasets.bp, grant_views.bp):
+for child in (people.bp, projects.bp, datasets.bp, grant_views.bp, alerts.bp, usage.bp):
     bp.register_blueprint(child)
 
 

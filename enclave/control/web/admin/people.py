@@ -1,14 +1,14 @@
-"""Admin pages for people: list, create, view, accredit."""
+"""Admin pages for people: list, create, view (with their sanctions), accredit."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from flask import Blueprint, abort, render_template, url_for
+from flask import Blueprint, abort, g, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from enclave.control.rules import Role
-from enclave.control.service import people
+from enclave.control.rules import Action, Role, can
+from enclave.control.service import incidents, people
 from enclave.control.views import PersonView
 from enclave.control.web.forms import act, actor, field, listed
 from enclave.control.web.state import context
@@ -57,7 +57,10 @@ def create() -> ResponseReturnValue:
 def show(person_id: UUID) -> ResponseReturnValue:
     """One person: roles and accreditations, with the form to accredit them."""
     person = people.get_person(context(), actor(), _person(person_id).email)
-    return render_template("admin/person.html", person=person)
+    sanctions = []
+    if can(g.user.roles, Action.LIST_PEOPLE):
+        sanctions = incidents.list_sanctions(context(), actor(), email=person.email)
+    return render_template("admin/person.html", person=person, sanctions=sanctions)
 
 
 @bp.post("/<uuid:person_id>/accreditations")

@@ -16,6 +16,7 @@ from enclave.control import audit
 from enclave.control.context import Context
 from enclave.control.service import grants, projects, tokens
 from tests.enclave.control.factories import FakeClock, World, audit_tail, counts, make_project
+from tests.enclave.control.mfa import fresh_code
 
 
 class Api:
@@ -41,7 +42,8 @@ class Api:
 
 
 def api_for(client: FlaskClient, ctx: Context, world: World, who: str) -> Api:
-    return Api(client, tokens.issue_token(ctx, world.admin, who, label="test").token)
+    code = fresh_code(ctx, world.admin)
+    return Api(client, tokens.issue_token(ctx, world.admin, who, label="test", totp=code).token)
 
 
 def project_body(ctx: Context, slug: str = "api-study") -> dict[str, Any]:
@@ -66,7 +68,12 @@ def test_bad_tokens_get_401(
     client: FlaskClient, ctx: Context, world: World, clock: FakeClock, problem: str
 ) -> None:
     issued = tokens.issue_token(
-        ctx, world.admin, world.admin, label="ci", lifetime=timedelta(hours=1)
+        ctx,
+        world.admin,
+        world.admin,
+        label="ci",
+        lifetime=timedelta(hours=1),
+        totp=fresh_code(ctx, world.admin),
     )
     headers = {"Authorization": f"Bearer {issued.token}"}
     if problem == "none":

@@ -12,6 +12,7 @@ from enclave.control.web import create_app
 from enclave.settings import Settings
 from tests.enclave.control.factories import FakeClock, World, make_project
 from tests.enclave.control.fakehub import TOKEN, fake_hub
+from tests.enclave.control.mfa import fresh_code
 from tests.enclave.control.web.conftest import SECRET_KEY, Web
 
 
@@ -55,7 +56,8 @@ def test_unreachable_hub_warns_and_the_change_stands(
     assert projects.get_project(ctx, world.admin, "beds").state == "active"
 
     client: FlaskClient = app.test_client()
-    token = tokens.issue_token(ctx, world.admin, world.admin, label="ci").token
+    code = fresh_code(ctx, world.admin)
+    token = tokens.issue_token(ctx, world.admin, world.admin, label="ci", totp=code).token
     response = client.post(
         "/api/projects/beds/suspend",
         json={"reason": "incident"},

@@ -21,6 +21,7 @@ from output_checker.queue.web import create_app
 from output_checker.queue.web.state import QueueOptions
 from tests.enclave.control.dbfixtures import temporary_database
 from tests.enclave.control.factories import FakeClock
+from tests.enclave.control.mfa import fresh_code
 from tests.enclave.control.web.conftest import (  # noqa: F401 - fixtures re-used as they are
     SECRET_KEY,
     Web,
@@ -83,7 +84,8 @@ def bearer(ctx: Context, qw: QueueWorld) -> Callable[[str], dict[str, str]]:
 
     def header(email: str) -> dict[str, str]:
         if email not in issued:
-            issued[email] = tokens.issue_token(ctx, qw.admin, email, label="test").token
+            code = fresh_code(ctx, qw.admin)  # reviewers' tokens need the admin's MFA
+            issued[email] = tokens.issue_token(ctx, qw.admin, email, label="test", totp=code).token
         return {"Authorization": f"Bearer {issued[email]}"}
 
     return header
