@@ -16,6 +16,7 @@ from typing import Any
 from enclave import cli_admin_commands as c
 from enclave import cli_admin_data as d
 from enclave import cli_admin_egress as e
+from enclave import cli_admin_packages as p
 from enclave.control import audit, db
 from enclave.control.context import open_context
 from enclave.control.errors import ControlError
@@ -396,6 +397,37 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
             _a("--version", dest="agreement_version", help="the version read (must be current)"),
         ),
         c.accept_agreement,
+    ),
+    # software ingress (service/packages.py, SATRE 2.1.12-13)
+    "request-package": (
+        "ask for a package in the sessions' wheelhouse (a researcher of the project)",
+        (
+            _a("--as", dest="actor", required=True, metavar="EMAIL", help="the researcher"),
+            _a("project"),
+            _a("name"),
+            _a("--why", required=True, help="what the package is needed for"),
+            _a("--version", help="a version specifier, e.g. '>=1.2,<2'"),
+        ),
+        p.request_package,
+    ),
+    "package-requests": (
+        "list package requests",
+        (AS, JSON, _a("--state", choices=("requested", "approved", "rejected"))),
+        p.package_requests,
+    ),
+    "approve-package": (
+        "approve a request with the wheel file(s) fetched on the host (copied in, hashed)",
+        (
+            AS,
+            _a("request", metavar="UUID"),
+            _a("--wheel", required=True, action="append", type=Path, metavar="PATH"),
+        ),
+        p.approve_package,
+    ),
+    "reject-package": (
+        "reject a package request",
+        (AS, _a("request", metavar="UUID"), REASON),
+        p.reject_package,
     ),
     # usage data (service/usage.py)
     "usage": (

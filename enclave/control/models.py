@@ -459,3 +459,25 @@ class DatasetVersion(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_by_id: Mapped[int | None] = _people_fk(nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PackageRequest(Base):
+    """A researcher's request for a package in the sessions' wheelhouse (SATRE 2.1.12-13):
+    reviewed by an admin, who approves it with the wheel files the operator fetched on the
+    host (``wheels``: canonical JSON list of ``{"filename", "sha256"}``) or rejects it."""
+
+    __tablename__ = "package_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    requested_by_id: Mapped[int] = _people_fk()
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    name: Mapped[str] = mapped_column(String(100))  # PEP 503-normalised
+    version_spec: Mapped[str] = mapped_column(String(100), default="")
+    justification: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # requested | approved | rejected
+    decided_by_id: Mapped[int | None] = _people_fk(nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    wheels: Mapped[str] = mapped_column(Text, default="[]")

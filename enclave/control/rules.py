@@ -138,6 +138,10 @@ class Action(StrEnum):
     REVIEW_ALERT = "review_alert"
     # usage data for admins and charging (SATRE 2.2.13-15, 4.4.02), see service/usage.py
     VIEW_USAGE = "view_usage"
+    # software ingress: reviewed package requests (SATRE 2.1.12-13), see service/packages.py
+    REQUEST_PACKAGE = "request_package"
+    DECIDE_PACKAGE = "decide_package"
+    LIST_PACKAGES = "list_packages"
 
 
 _ADMIN = frozenset({Role.ADMIN})
@@ -206,6 +210,11 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         # each person for themselves, whatever their role
         Action.ACCEPT_AGREEMENT: frozenset(Role),
         Action.COMPLIANCE_REPORT: _ADMIN,
+        # a project's researcher asks; an admin (never the requester) decides; researchers
+        # see the requests of their own projects
+        Action.REQUEST_PACKAGE: frozenset({Role.RESEARCHER}),
+        Action.DECIDE_PACKAGE: _ADMIN,
+        Action.LIST_PACKAGES: frozenset({Role.ADMIN, Role.RESEARCHER}),
     }
 )
 
@@ -235,6 +244,7 @@ ALLOWED_STATES: Mapping[Action, frozenset[ProjectState]] = MappingProxyType(
         Action.RELEASE_OUTPUT: frozenset({_AC}),
         # Revoking an egress right is allowed in every state: it only ever takes rights away.
         Action.GRANT_EGRESS_RIGHT: frozenset({_AP, _AC}),
+        Action.REQUEST_PACKAGE: frozenset({_AP, _AC}),
     }
 )
 

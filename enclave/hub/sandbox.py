@@ -5,7 +5,8 @@ its own and nothing else. Its only channels are two unix sockets: the server's o
 (which the proxy connects to from outside) and the hub's socket, mounted read-only. The root
 is a fresh tmpfs holding the read-only system, the session's Python environment, generated
 ``/etc/passwd`` and ``/etc/group``, and three host directories: the project's extract
-(read-only), the private home and the outbox. Nothing else of the host is visible.
+(read-only), the private home and the outbox, and the reviewed wheelhouse (read-only, see
+``enclave.control.wheelhouse``). Nothing else of the host is visible.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from enclave.control import wheelhouse
 
 SYSTEM_DIRS = ("/usr",)
 SYSTEM_LINKS = (
@@ -22,6 +25,7 @@ SYSTEM_LINKS = (
     ("usr/sbin", "/sbin"),
 )
 SHELL = "/bin/bash"
+USER_PACKAGES = "packages"  # under the home: what a researcher installs from the wheelhouse
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,9 @@ class SandboxPlan:
 
     ``environment`` (and any ``extra_ro``, e.g. the base interpreter of a virtualenv) appears
     at its host path, read-only. ``home`` appears at ``/home/<username>``, with ``data`` on
-    ``<home>/data`` (read-only) and ``outbox`` on ``<home>/outbox``.
+    ``<home>/data`` (read-only) and ``outbox`` on ``<home>/outbox``. ``packages``, the
+    wheelhouse, appears read-only at ``wheelhouse.INSIDE``: pip reads it as a file:// index,
+    so no socket or proxy is needed inside the sandbox.
     """
 
     username: str
@@ -45,6 +51,7 @@ class SandboxPlan:
     data: Path | None = None
     outbox: Path | None = None
     extra_ro: tuple[Path, ...] = ()
+    packages: Path | None = None
     hostname: str = "enclave"
 
     @property
@@ -113,6 +120,8 @@ def bwrap_args(plan: SandboxPlan, fds: Fds, *, bwrap: str = "bwrap") -> list[str
         args += ["--ro-bind", str(plan.data), f"{home}/data"]
     if plan.outbox is not None:
         args += ["--bind", str(plan.outbox), f"{home}/outbox"]
+    if plan.packages is not None:
+        args += ["--ro-bind", str(plan.packages), wheelhouse.INSIDE]
     args += ["--bind", str(plan.socket_dir), str(plan.socket_dir)]
     if plan.hub_socket is not None:
         args += ["--ro-bind", str(plan.hub_socket), str(plan.hub_socket)]
@@ -136,6 +145,10 @@ def session_env(
             "TMPDIR": "/tmp",
         }
     )
+    if plan.packages is not None:  # pip looks at the wheelhouse's index and nowhere else
+        env["PIP_CONFIG_FILE"] = f"{wheelhouse.INSIDE}/{wheelhouse.PIP_CONF}"
+        # the session environment is read-only: packages go to the home, where Python looks
+        env["PIP_TARGET"] = env["PYTHONPATH"] = f"{plan.home_inside}/{USER_PACKAGES}"
     env.update(extra or {})
     return env
 

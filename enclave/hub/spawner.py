@@ -38,8 +38,10 @@ from urllib.parse import quote, unquote, urlparse
 from jupyterhub.spawner import Spawner, SpawnException  # type: ignore[import-untyped]
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
+from enclave.control import wheelhouse
 from enclave.control.context import Context, open_context
 from enclave.control.service.access import record_session_stop
+from enclave.control.service.packages import PACKAGES_DIR
 from enclave.hub import sandbox
 from enclave.hub.access import email_for_login
 from enclave.hub.accounts import Account, account_name, ensure_account
@@ -280,6 +282,7 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
             outbox=decision.outbox,
             socket_dir=sockets,
             hub_socket=hub_socket,
+            packages=_wheelhouse(Path(self.enclave_data_dir)),
             command=sandbox.command(environment, self.cmd, Path(self.socket_path), self.get_args()),
         )
 
@@ -527,6 +530,13 @@ def _accepts(path: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def _wheelhouse(data_dir: Path) -> Path | None:
+    """The reviewed wheelhouse (``<data_dir>/packages``) once an approval has written its
+    index; None before, so a fresh installation mounts nothing."""
+    root = data_dir / PACKAGES_DIR
+    return root if (root / wheelhouse.PIP_CONF).is_file() else None
 
 
 def _hub_socket(api_url: str) -> Path | None:

@@ -50,6 +50,7 @@ from urllib.parse import quote
 from jupyterhub.spawner import SpawnException  # type: ignore[import-untyped]
 from traitlets import Unicode
 
+from enclave.control import wheelhouse
 from enclave.hub import sandbox
 from enclave.hub.accounts import Account, account_name, ensure_account
 from enclave.hub.policy import SessionDecision
@@ -148,6 +149,8 @@ def properties(
     ]
     if plan.hub_socket is not None:
         read_only.append(str(plan.hub_socket))
+    if plan.packages is not None:  # the reviewed wheelhouse, as BwrapSpawner mounts it
+        read_only.append(f"{plan.packages}:{wheelhouse.INSIDE}")
     writable = [f"{plan.home}:{home}", f"{decision.outbox}:{home}/outbox", str(plan.socket_dir)]
     for mount in (*hidden, *read_only, *writable):
         for path in mount.split(":"):

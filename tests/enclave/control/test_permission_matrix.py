@@ -29,6 +29,7 @@ from enclave.control.service import (
     egress,
     grants,
     members,
+    packages,
     people,
     projects,
     tokens,
@@ -85,6 +86,9 @@ def _act(action: Action, ctx: Context, world: World, actor: str) -> None:
         Action.GRANT_EGRESS_RIGHT: lambda: _grant_egress_right(ctx, world, actor),
         Action.RELEASE_OUTPUT: lambda: access.release_output(
             ctx, actor, SLUG, request_id="req-1", files=["table.csv"]
+        ),
+        Action.REQUEST_PACKAGE: lambda: packages.request_package(
+            ctx, actor, SLUG, "tiny-pkg", why="mixed models"
         ),
     }
     if action is Action.START_SESSION:
@@ -214,6 +218,7 @@ GLOBAL_ACTIONS: dict[Action, Callable[[Context, World, str], object]] = {
         dataclasses.replace(ctx, policy=StandingPolicy(user_agreement_version="v1")), a
     ),
     Action.COMPLIANCE_REPORT: lambda ctx, w, a: compliance.compliance_report(ctx, a),
+    Action.LIST_PACKAGES: lambda ctx, w, a: packages.list_packages(ctx, a),
 }
 
 
