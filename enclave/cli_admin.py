@@ -215,6 +215,18 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
         (AS, _a("slug"), _a("overrides")),
         c.set_disclosure,
     ),
+    "set-limits": (
+        "set a project's session quota (overrides the tier's memory, CPU and process caps)",
+        (
+            AS,
+            _a("project"),
+            _a("--memory", metavar="SIZE", help="memory per session, e.g. 8G or 512M"),
+            _a("--cpus", type=float, help="CPU cores per session, e.g. 2 or 0.5"),
+            _a("--pids", type=int, help="processes and threads per session"),
+            _a("--clear", action="store_true", help="remove the quota: back to the tier's caps"),
+        ),
+        c.set_limits,
+    ),
     "add-member": (
         "add a person to a project",
         (

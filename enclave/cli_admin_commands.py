@@ -16,6 +16,7 @@ from typing import Any
 from enclave.control import db, hub
 from enclave.control.context import Context
 from enclave.control.errors import InvalidInput
+from enclave.control.quota import QuotaError, parse_memory
 from enclave.control.service import (
     alerts,
     compliance,
@@ -25,6 +26,7 @@ from enclave.control.service import (
     members,
     people,
     projects,
+    quotas,
     session_stop,
     tokens,
     usage,
@@ -193,6 +195,18 @@ def transition(name: str) -> Handler:
 def set_disclosure(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
     view = projects.set_disclosure(ctx, a.actor, a.slug, _disclosure(a.overrides))
     _out("disclosure", view.slug, json.dumps(view.disclosure, sort_keys=True))
+    return 0
+
+
+def set_limits(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    try:
+        memory = None if a.memory is None else parse_memory(a.memory)
+    except QuotaError as error:
+        raise InvalidInput(str(error), rule="invalid_quota") from error
+    quota = quotas.set_limits(
+        ctx, a.actor, a.project, memory_bytes=memory, cpus=a.cpus, pids=a.pids, clear=a.clear
+    )
+    _out("limits", a.project, json.dumps(quota, sort_keys=True) if quota else "tier default")
     return 0
 
 

@@ -131,6 +131,8 @@ class Project(Base):
     end_date: Mapped[date] = mapped_column(Date)
     state: Mapped[str] = mapped_column(String(16), index=True)
     disclosure: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON overrides
+    # canonical JSON: the operator's caps on each session (memory_bytes, cpus, pids)
+    session_quota: Mapped[str] = mapped_column(Text, default="{}")
     outputs_released: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -93,6 +93,7 @@ class Action(StrEnum):
     SUSPEND_PROJECT = "suspend_project"
     CLOSE_PROJECT = "close_project"
     SET_DISCLOSURE = "set_disclosure"
+    SET_LIMITS = "set_limits"
     LIST_PROJECTS = "list_projects"
     ADD_MEMBER = "add_member"
     REMOVE_MEMBER = "remove_member"
@@ -177,6 +178,7 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.SUSPEND_PROJECT: _ADMIN,
         Action.CLOSE_PROJECT: _ADMIN,
         Action.SET_DISCLOSURE: _ADMIN,
+        Action.SET_LIMITS: _ADMIN,
         Action.LIST_PROJECTS: frozenset({Role.ADMIN, Role.DATA_CUSTODIAN, Role.OUTPUT_CHECKER}),
         Action.ADD_MEMBER: _ADMIN,
         Action.REMOVE_MEMBER: _ADMIN,
@@ -234,6 +236,7 @@ ALLOWED_STATES: Mapping[Action, frozenset[ProjectState]] = MappingProxyType(
         Action.SUSPEND_PROJECT: frozenset({_AP, _AC}),
         Action.CLOSE_PROJECT: frozenset({_AP, _AC, _S}),
         Action.SET_DISCLOSURE: frozenset({_P, _AP, _AC, _S}),
+        Action.SET_LIMITS: frozenset({_P, _AP, _AC, _S}),
         Action.ADD_MEMBER: frozenset({_P, _AP, _AC}),
         Action.REMOVE_MEMBER: frozenset({_P, _AP, _AC, _S}),
         Action.REQUEST_GRANT: frozenset({_AP, _AC}),

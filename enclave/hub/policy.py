@@ -19,6 +19,9 @@ from pathlib import Path
 
 from enclave.control.context import Context
 from enclave.control.service.access import authorize_session_for_username
+from enclave.control.service.dictionary import granted_dictionary
+from enclave.control.service.quotas import project_quota
+from enclave.hub.guidance import render_dictionary
 
 # the control plane's slug and username grammars: both end up in host paths
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -68,7 +71,8 @@ class SessionDecision:
     When refused, ``rule`` names the rule and ``message`` says why in words fit for the
     researcher (no person-level data). When allowed, ``data``, ``home`` and ``outbox`` are host
     paths (``data`` read-only in the session, the other two writable), ``datasets`` the grants
-    in force, and ``valid_until`` the last day the decision holds.
+    in force, ``valid_until`` the last day the decision holds and ``dictionary`` the data
+    dictionary of the grants.
     """
 
     allowed: bool
@@ -84,6 +88,8 @@ class SessionDecision:
     datasets: tuple[str, ...] = ()
     valid_until: date | None = None
     email: str = field(default="", repr=False)  # for the control plane's audit only
+    # the Markdown data dictionary of the grants (metadata only), written into the home
+    dictionary: str = field(default="", repr=False)
 
 
 def refused(username: str, project: str, rule: str) -> SessionDecision:
@@ -96,7 +102,8 @@ def refused(username: str, project: str, rule: str) -> SessionDecision:
 class SessionPolicy:
     """The one policy object of the hub: the control plane decides access; this adds the
     directories and the limits of the tier. ``project_limits`` overrides ``limits`` per project
-    slug (a bigger machine for one study)."""
+    slug (a bigger machine for one study), and an operator's quota set in the control plane
+    (``enclave admin set-limits``) overrides both, field by field."""
 
     ctx: Context
     tier: str = "2"
@@ -106,6 +113,17 @@ class SessionPolicy:
     def project_dir(self, project: str) -> Path:
         """``<data_dir>/projects/<slug>``: the caller must have checked the slug."""
         return self.ctx.data_dir / "projects" / project
+
+    def limits_for(self, project: str) -> Limits:
+        """The configured limits of ``project`` with the operator's quota laid over them."""
+        base = self.project_limits.get(project, self.limits)
+        quota = project_quota(self.ctx, project)
+        memory, cpus, pids = (quota.get(k) for k in ("memory_bytes", "cpus", "pids"))
+        return Limits(
+            memory_bytes=base.memory_bytes if memory is None else int(memory),
+            cpus=base.cpus if cpus is None else float(cpus),
+            pids=base.pids if pids is None else int(pids),
+        )
 
     def decide(self, username: str, project: str) -> SessionDecision:
         """Ask the control plane (which audits the decision) and build the session's plan.
@@ -126,11 +144,12 @@ class SessionPolicy:
             project=project,
             message="allowed",
             tier=self.tier,
-            limits=self.project_limits.get(project, self.limits),
+            limits=self.limits_for(project),
             data=root / "data",
             home=root / "home" / username,
             outbox=root / "outbox" / username,
             datasets=tuple(m.dataset for m in access.data),
             valid_until=access.valid_until,
             email=access.email,
+            dictionary=render_dictionary(project, granted_dictionary(self.ctx, access.data)),
         )

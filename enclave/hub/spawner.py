@@ -42,7 +42,7 @@ from enclave.control import wheelhouse
 from enclave.control.context import Context, open_context
 from enclave.control.service.access import record_session_stop
 from enclave.control.service.packages import PACKAGES_DIR
-from enclave.hub import sandbox
+from enclave.hub import guidance, sandbox
 from enclave.hub.access import email_for_login
 from enclave.hub.accounts import Account, account_name, ensure_account
 from enclave.hub.cgroups import Cgroup, CgroupManager
@@ -256,6 +256,10 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
         for zone in (decision.home, decision.outbox):
             _mkdir(zone.parent, 0o711)
             _mkdir(zone, 0o700, account)
+        # the guide and the data dictionary, rewritten at each start to follow the grants
+        guidance.write_guidance(
+            decision.home, decision.dictionary, guidance.guide_source(Path(self.python_environment))
+        )
         root = Path(self.socket_root)
         root.mkdir(mode=0o711, parents=True, exist_ok=True)
         sockets = root / self.session_name(decision)

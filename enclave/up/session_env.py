@@ -11,9 +11,11 @@ so a second run reuses it in a fraction of a second.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from pathlib import Path
 
+from enclave.hub.guidance import GUIDE_IN_ENVIRONMENT
 from enclave.hub.singleuser import install_hardening
 
 # JupyterLab and the kernel, then what ``enclave.analysis`` and the checker import in a notebook
@@ -49,6 +51,9 @@ def source_digest(repo: Path) -> str:
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes())
     digest.update((repo / "pyproject.toml").read_bytes())
+    guide = repo / "docs" / "analysis.md"
+    if guide.is_file():
+        digest.update(guide.read_bytes())
     return digest.hexdigest()
 
 
@@ -64,7 +69,16 @@ def _install_repo(target: Path, repo: Path) -> None:
     )
     if done.returncode:
         raise SessionEnvError(f"pip could not install the enclave: {done.stderr[-500:]}")
+    install_guide(target, repo)
     stamp.write_text(want, encoding="utf-8")
+
+
+def install_guide(target: Path, repo: Path) -> None:
+    """Copy the analysis library's guide where the spawner serves it from (SATRE 2.1.05)."""
+    guide = target / GUIDE_IN_ENVIRONMENT
+    guide.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    shutil.copyfile(repo / "docs" / "analysis.md", guide)
+    guide.chmod(0o644)  # the session accounts read it
 
 
 def _build(target: Path, constraints: Path | None) -> Path:

@@ -32,6 +32,7 @@ from enclave.control.service import (
     packages,
     people,
     projects,
+    quotas,
     tokens,
     usage,
 )
@@ -66,6 +67,7 @@ def _act(action: Action, ctx: Context, world: World, actor: str) -> None:
         Action.SUSPEND_PROJECT: lambda: projects.suspend_project(ctx, actor, SLUG, "incident"),
         Action.CLOSE_PROJECT: lambda: projects.close_project(ctx, actor, SLUG, "done"),
         Action.SET_DISCLOSURE: lambda: projects.set_disclosure(ctx, actor, SLUG, {"threshold": 12}),
+        Action.SET_LIMITS: lambda: quotas.set_limits(ctx, actor, SLUG, pids=256),
         Action.ADD_MEMBER: lambda: members.add_member(
             ctx, actor, project=SLUG, email=world.checker, role="output_checker", expires_on=end
         ),
