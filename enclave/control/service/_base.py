@@ -156,6 +156,13 @@ def person_row(session: Session, email: str) -> Person:
     return person
 
 
+def email_of(session: Session, person_id: int | None) -> str | None:
+    """The email of the person with internal id ``person_id`` (None for None or no one)."""
+    if person_id is None:
+        return None
+    return session.scalar(select(Person.email).where(Person.id == person_id))
+
+
 def project_row(session: Session, slug: str) -> Project:
     """The project with ``slug``; NotFound (``unknown_project``) otherwise."""
     project = session.scalar(select(Project).where(Project.slug == slug))

@@ -35,6 +35,7 @@ from enclave.control.service._base import (
     authorize,
     clean_paragraph,
     clean_text,
+    email_of,
     perform,
     person_row,
     project_row,
@@ -85,28 +86,22 @@ class SanctionResult:
     sessions: StopOutcome
 
 
-def _email(session: Session, person_id: int | None) -> str | None:
-    if person_id is None:
-        return None
-    return session.scalar(select(Person.email).where(Person.id == person_id))
-
-
 def _sanction_view(session: Session, row: Sanction) -> SanctionView:
     return SanctionView(
         uuid=row.uuid,
-        email=_email(session, row.person_id) or "",
+        email=email_of(session, row.person_id) or "",
         kind=row.kind,
         reason=row.reason,
         imposed_at=row.imposed_at,
-        imposed_by=_email(session, row.imposed_by_id) or "",
+        imposed_by=email_of(session, row.imposed_by_id) or "",
         lifted_at=row.lifted_at,
-        lifted_by=_email(session, row.lifted_by_id),
+        lifted_by=email_of(session, row.lifted_by_id),
         lift_reason=row.lift_reason,
         appeal=row.appeal,
         appealed_at=row.appealed_at,
         appeal_outcome=row.appeal_outcome,
         appeal_decided_at=row.appeal_decided_at,
-        appeal_decided_by=_email(session, row.appeal_decided_by_id),
+        appeal_decided_by=email_of(session, row.appeal_decided_by_id),
     )
 
 
@@ -354,9 +349,9 @@ def _freeze_view(session: Session, row: Freeze) -> FreezeView:
         project=slug,
         reason=row.reason,
         started_at=row.started_at,
-        started_by=_email(session, row.started_by_id) or "",
+        started_by=email_of(session, row.started_by_id) or "",
         ended_at=row.ended_at,
-        ended_by=_email(session, row.ended_by_id),
+        ended_by=email_of(session, row.ended_by_id),
     )
 
 

@@ -36,6 +36,7 @@ from enclave.control.service._base import (
     authorize,
     clean_text,
     dataset_row,
+    email_of,
     perform,
     read_as,
     record,
@@ -81,10 +82,6 @@ class LinkageInput:
 
 
 def _view(session: Session, row: DatasetVersion) -> VersionView:
-    def email(person_id: int | None) -> str | None:
-        person = session.get(Person, person_id) if person_id is not None else None
-        return person.email if person else None
-
     dataset = session.get(Dataset, row.dataset_id)
     return VersionView(
         uuid=row.uuid,
@@ -96,9 +93,9 @@ def _view(session: Session, row: DatasetVersion) -> VersionView:
         state=row.state,
         report=json.loads(row.report),
         submitted_at=row.submitted_at,
-        submitted_by=email(row.submitted_by_id) or "",
+        submitted_by=email_of(session, row.submitted_by_id) or "",
         decided_at=row.decided_at,
-        decided_by=email(row.decided_by_id),
+        decided_by=email_of(session, row.decided_by_id),
         reason=row.reason,
     )
 

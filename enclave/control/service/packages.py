@@ -40,6 +40,7 @@ from enclave.control.service._base import (
     authorize,
     clean_paragraph,
     clean_text,
+    email_of,
     perform,
     project_row,
     read_as,
@@ -78,10 +79,6 @@ def wheelhouse_dir(data_dir: Path) -> Path:
 
 
 def _view(session: Session, row: PackageRequest) -> PackageView:
-    def email(person_id: int | None) -> str | None:
-        person = session.get(Person, person_id) if person_id is not None else None
-        return person.email if person else None
-
     project = session.get(Project, row.project_id)
     return PackageView(
         uuid=row.uuid,
@@ -90,9 +87,9 @@ def _view(session: Session, row: PackageRequest) -> PackageView:
         version_spec=row.version_spec,
         justification=row.justification,
         state=row.state,
-        requested_by=email(row.requested_by_id) or "",
+        requested_by=email_of(session, row.requested_by_id) or "",
         requested_at=row.requested_at,
-        decided_by=email(row.decided_by_id),
+        decided_by=email_of(session, row.decided_by_id),
         decided_at=row.decided_at,
         reason=row.reason,
         wheels=json.loads(row.wheels),
