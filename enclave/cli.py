@@ -45,6 +45,20 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(Settings.load(config_file=args.config), host=args.host, port=args.port)
 
 
+def _check_encryption(args: argparse.Namespace) -> int:
+    from enclave.ops.encryption import check
+
+    paths = args.paths or [Settings.load(config_file=args.config).data_dir]
+    try:
+        found = [check(path) for path in paths]
+    except ValueError as error:
+        print(f"enclave check-encryption: error: {error}", file=sys.stderr)
+        return 2
+    for assessment in found:
+        print(assessment.summary())
+    return 0 if all(a.encrypted for a in found) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="enclave", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_linkage.register(sub)
     cli_datalab.register(sub)
     cli_backup.register(sub)
+    encryption = sub.add_parser(
+        "check-encryption", help="exit 1 unless every path is on an encrypted (LUKS) device"
+    )
+    encryption.add_argument("paths", nargs="*", type=Path, help="default: the data directory")
+    encryption.add_argument("--config", type=Path, help="TOML settings file (or $ENCLAVE_CONFIG)")
+    encryption.set_defaults(run=_check_encryption)
     web = sub.add_parser("serve", help="run the admin web, the public register and the JSON API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)

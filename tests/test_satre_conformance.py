@@ -198,7 +198,8 @@ def test_the_summary_sentences_count_the_rows() -> None:
     text = " ".join(DOC.read_text(encoding="utf-8").split())
     open_rows = sum(1 for row in rows() if row.klass != "ORG" and row.kind == "not yet")
     technical = sum(1 for row in rows() if row.klass != "ORG")
-    sentence = f"{open_rows} of the {technical} software and deployment rows are not yet met"
+    verb = "is" if open_rows == 1 else "are"
+    sentence = f"{open_rows} of the {technical} software and deployment rows {verb} not yet met"
     assert sentence in text, f"say: {sentence}"
     org = [row for row in rows() if row.klass == "ORG"]
     bare = sum(1 for row in org if "nothing in the product" in row.how)

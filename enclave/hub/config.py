@@ -65,7 +65,7 @@ class HubOptions:
     from ``queue_secret_file``. ``backend`` runs the sessions under bubblewrap (``bwrap``,
     any host) or as transient systemd services (``systemd``, where systemd is PID 1).
     ``access_tier``: ``browser`` (JupyterLab in the researcher's browser) or ``pixels`` (the
-    pixels-only tier, ``docs/pixels-only.md``; refused until its front door is wired).
+    pixels-only tier, ``docs/pixels-only.md``).
     """
 
     run_dir: Path = Path("/run/enclave")
@@ -143,7 +143,7 @@ def _backend(raw: str) -> str:
 
 def configure(c: Any, settings: Settings, options: HubOptions) -> None:
     """Set JupyterHub's traits on the config object ``c``."""
-    _refuse_pixels_tier(options)  # before any trait is set
+    tier = _access_tier(options)  # before any trait is set
     state = options.state_dir or settings.data_dir / "hub"
     hub_socket = options.run_dir / "hub.sock"
 
@@ -214,25 +214,18 @@ def configure(c: Any, settings: Settings, options: HubOptions) -> None:
     spawner.socket_root = str(options.run_dir / "sessions")
     spawner.pids_limit = options.pids_limit
     spawner.tier = options.tier
+    spawner.access_tier = tier
     if options.backend == "bwrap":  # systemd places each unit in its own cgroup
         spawner.cgroup_parent = options.cgroup_parent
     if options.python_environment is not None:
         spawner.python_environment = str(options.python_environment)
 
 
-def _refuse_pixels_tier(options: HubOptions) -> None:
-    """Fail closed: a deployment that asks for pixels only must not get browser-native
-    JupyterLab, and the spawners cannot yet put the xpra session (``enclave.hub.pixels``)
-    behind the hub's login (what remains: ``docs/pixels-only.md``)."""
+def _access_tier(options: HubOptions) -> str:
     try:
-        tier = access_tier(options.access_tier)
+        return access_tier(options.access_tier)
     except ValueError as error:
         raise SettingsError(f"ENCLAVE_HUB_ACCESS_TIER: {error}") from error
-    if tier == "pixels":
-        raise SettingsError(
-            "ENCLAVE_HUB_ACCESS_TIER=pixels: the hub cannot serve the pixels-only tier yet "
-            "(see docs/pixels-only.md, What remains); refusing to start browser-native sessions"
-        )
 
 
 def enforcer_service(settings: Settings, options: HubOptions) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.base.handlers import AuthenticatedFileHandler
 from jupyter_server.files.handlers import FilesHandler
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
@@ -54,18 +55,33 @@ OVERRIDES: dict[str, Any] = {
 }
 
 
+def _refused(log: Any, handler: Any, action: str, resource: str) -> bool:
+    """Is this one of the requests the enclave refuses whoever asks (logged if so)?"""
+    if resource in BLOCKED_RESOURCES or isinstance(handler, BLOCKED_HANDLERS):
+        # No path or user in the log line: it would name files of the project.
+        log.warning(
+            "Refused by the enclave: %s on %s (%s)", action, resource, type(handler).__name__
+        )
+        return True
+    return False
+
+
 class EnclaveAuthorizer(JupyterHubAuthorizer):  # type: ignore[misc]
     """JupyterHub's scope check, plus a refusal (403) of nbconvert, terminals and the raw-file
     handlers, whatever the user's scopes."""
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
-        if resource in BLOCKED_RESOURCES or isinstance(handler, BLOCKED_HANDLERS):
-            # No path or user in the log line: it would name files of the project.
-            self.log.warning(
-                "Refused by the enclave: %s on %s (%s)", action, resource, type(handler).__name__
-            )
+        if _refused(self.log, handler, action, resource):
             return False
         return bool(super().is_authorized(handler, user, action, resource))
+
+
+class PixelsAuthorizer(Authorizer):
+    """The pixels-only tier's inner Lab (no hub in front of it: a token on the sandbox's own
+    loopback, ``enclave.hub.pixels_session``) refuses the same requests."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return not _refused(self.log, handler, action, resource)
 
 
 class EnclaveContentsManager(AsyncLargeFileManager):

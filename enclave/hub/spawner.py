@@ -51,6 +51,11 @@ from enclave.settings import Settings
 
 SOCKET = "jupyter.sock"
 GROUP_PREFIX = "project-"
+# the pixels-only tier's server, in place of jupyterhub-singleuser (same --ServerApp.sock)
+PIXELS_COMMAND = ("python", "-m", "enclave.hub.pixels_session")
+# what the inner browser reads from the host's /etc: fontconfig (to draw text at all) and
+# Debian's Chromium wrapper's settings (it stops without them)
+PIXELS_HOST_FILES = (Path("/etc/fonts"), Path("/etc/chromium.d"), Path("/etc/chromium"))
 KEEPER_NAMES = frozenset({"setsid", "bwrap"})  # spared by the polite SIGTERM of stop()
 
 _CONTEXTS: dict[tuple[str, str], Context] = {}
@@ -142,6 +147,14 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
         512,
         help="""Maximum number of processes and threads in one session (pids controller);
         0 for no limit.""",
+    ).tag(config=True)
+
+    access_tier = Unicode(
+        "browser",
+        help="""``browser``: JupyterLab in the researcher's browser (``cmd``, hardened by
+        ``enclave.hub.singleuser``); ``pixels``: the session's own browser inside xpra behind
+        a login door, so the researcher receives pixels only (``enclave.hub.pixels_session``,
+        docs/pixels-only.md).""",
     ).tag(config=True)
 
     tier = Unicode(
@@ -275,19 +288,23 @@ class SessionSpawner(Spawner):  # type: ignore[misc]
         environment = Path(self.python_environment)
         base = _base_interpreter(environment)
         hub_socket = _hub_socket(self.get_env().get("JUPYTERHUB_API_URL", ""))
+        pixels = self.access_tier == "pixels"
+        cmd = PIXELS_COMMAND if pixels else self.cmd
+        inner_browser = tuple(path for path in PIXELS_HOST_FILES if path.exists()) if pixels else ()
+        extra = (*((base,) if base else ()), *inner_browser)
         return sandbox.SandboxPlan(
             username=decision.username,
             uid=account.uid,
             gid=account.gid,
             environment=environment,
-            extra_ro=(base,) if base else (),
+            extra_ro=extra,
             home=decision.home or Path("/nonexistent"),
             data=decision.data,
             outbox=decision.outbox,
             socket_dir=sockets,
             hub_socket=hub_socket,
             packages=_wheelhouse(Path(self.enclave_data_dir)),
-            command=sandbox.command(environment, self.cmd, Path(self.socket_path), self.get_args()),
+            command=sandbox.command(environment, cmd, Path(self.socket_path), self.get_args()),
         )
 
     def _session_env(self, plan: sandbox.SandboxPlan, decision: SessionDecision) -> dict[str, str]:

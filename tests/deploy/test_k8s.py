@@ -100,10 +100,20 @@ def test_the_kustomization_applies_every_manifest_and_no_secret() -> None:
 
 
 def test_every_manifest_matches_the_kubernetes_schemas(no_network: list[str]) -> None:
-    documents = manifests() + load("secrets.yaml.example")
+    documents = manifests() + load("secrets.yaml.example") + load("storageclasses.yaml.example")
     assert len(documents) >= 15
     for document in documents:
         validate(document)  # raises with the path of the first bad field
+
+
+def test_every_claims_storage_class_encrypts_at_rest() -> None:
+    classes = {doc["metadata"]["name"]: doc for doc in load("storageclasses.yaml.example")}
+    claims = [doc for doc in manifests() if doc["kind"] == "PersistentVolumeClaim"]
+    assert len(claims) == 5
+    for claim in claims:
+        storage_class = classes[claim["spec"]["storageClassName"]]
+        assert storage_class["parameters"]["encrypted"] == "true"
+        assert storage_class["reclaimPolicy"] == "Retain"
 
 
 def test_the_validator_refuses_a_misspelt_field(no_network: list[str]) -> None:

@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deploy-chroot")]
 RECAP = re.compile(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 UNITS = ("enclave-hub.service", "enclave-queue.service", "enclave-admin.service")
 VENV = "/opt/enclave/venv"
+PLATFORM_ENCRYPTION = "test volumes: encrypted by the (imaginary) provider with a customer key"
 # inside the root: PostgreSQL does not run there, so the migrations run against SQLite
 DATABASE = "/var/lib/enclave/enclave.sqlite3"
 MIGRATION_ENV = {
@@ -130,6 +131,9 @@ def _apply_twice(work: Path) -> Applied:
             "firewall_identity_provider": ["203.0.113.10/32"],
             "firewall_package_mirror": ["203.0.113.20/32"],
             "firewall_dns_servers": ["203.0.113.53"],
+            # a chroot has no disk of its own to format: the LUKS path is test_encryption's
+            "encryption_mode": "platform",
+            "encryption_platform_statement": PLATFORM_ENCRYPTION,
         }
         inventory = work / "inventory.json"
         inventory.write_text(json.dumps({"all": {"hosts": {str(root): host}}}))
@@ -326,3 +330,9 @@ def test_the_hub_configuration_loads_in_the_installed_enclave(applied: Applied) 
         env=env,
     )
     assert loaded == "/usr/local/sbin/enclave-useradd http://127.0.0.1:8000\n"
+
+
+def test_the_platform_encryption_statement_is_kept_for_the_auditors(applied: Applied) -> None:
+    statement = applied.root / "etc/enclave/encryption-at-rest"
+    assert statement.read_text().strip() == PLATFORM_ENCRYPTION
+    assert stat.S_IMODE(statement.stat().st_mode) == 0o640

@@ -387,16 +387,16 @@ def test_bad_settings_are_refused(tmp_path: Path, changes: dict[str, object], me
         _settings(tmp_path, **changes)
 
 
-def test_the_hub_refuses_the_pixels_tier_until_it_is_wired(tmp_path: Path) -> None:
-    """Fail closed: asking for pixels only must not start browser-native sessions."""
+def test_the_hub_validates_the_access_tier_and_gives_it_to_the_spawner(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="ENCLAVE_HUB_ACCESS_TIER"):
         HubOptions.load({"ENCLAVE_HUB_ACCESS_TIER": "pixel"})
-    options = HubOptions.load({"ENCLAVE_HUB_ACCESS_TIER": "pixels"})
     c = Config()
-    with pytest.raises(SettingsError, match="pixels-only tier"):
-        configure(c, Settings(data_dir=tmp_path), options)
+    with pytest.raises(SettingsError, match="ENCLAVE_HUB_ACCESS_TIER"):
+        configure(c, Settings(data_dir=tmp_path), HubOptions(access_tier="pixel"))
     assert "spawner_class" not in c.JupyterHub and "bind_url" not in c.JupyterHub
-    configure(
-        c, Settings(data_dir=tmp_path), HubOptions.load({"ENCLAVE_HUB_ACCESS_TIER": "browser"})
-    )
-    assert c.JupyterHub.spawner_class
+    for tier in ("pixels", "browser"):
+        c = Config()
+        configure(
+            c, Settings(data_dir=tmp_path), HubOptions.load({"ENCLAVE_HUB_ACCESS_TIER": tier})
+        )
+        assert c.BwrapSpawner.access_tier == tier
