@@ -198,8 +198,20 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
             _a("--disclosure", help="JSON object of checker overrides (tighten only)"),
             _a("--ethics-expires", metavar="YYYY-MM-DD", help="default: the end date"),
             _a("--dsa-expires", metavar="YYYY-MM-DD", help="default: the end date"),
+            _a("--pi", metavar="EMAIL", help="the principal investigator (a researcher)"),
         ),
         c.create_project,
+    ),
+    # changes of PI or custodian: flagged for review until an admin reviews their alert
+    "set-pi": (
+        "name a project's principal investigator (a researcher); flagged for review",
+        (AS, _a("slug"), _a("email"), REASON),
+        c.set_pi,
+    ),
+    "transfer-custody": (
+        "hand a dataset to a new custodian (data_custodian role); flagged for review",
+        (AS, _a("dataset"), _a("email"), REASON),
+        c.transfer_custody,
     ),
     "approve-project": ("approve a proposed project", (AS, _a("slug")), c.transition("approve")),
     "reject-project": ("reject a proposal", (AS, _a("slug"), REASON), c.transition("reject")),
@@ -338,6 +350,17 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...], c.Handler]] = {
             REASON,
         ),
         d.decide_dataset_version,
+    ),
+    # a dataset's microdata risk target for its extracts (service/microdata_policy.py)
+    "microdata-policy": (
+        "a dataset's k-anonymity and global-risk target for research extracts",
+        (
+            AS,
+            _a("dataset"),
+            _a("--k", type=int, required=True, help="every person k-anonymous (at least 2)"),
+            _a("--max-global-risk", type=float, default=1e-4, help="for sample data"),
+        ),
+        e.microdata_policy,
     ),
     # custodian egress rights (service/egress.py, SATRE 3.1.06)
     "egress-policy": (

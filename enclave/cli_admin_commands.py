@@ -158,9 +158,26 @@ def create_project(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
         disclosure=_disclosure(a.disclosure),
         ethics_expires_on=a.ethics_expires,
         dsa_expires_on=a.dsa_expires,
+        pi=a.pi,
     )
     _out("created project", project.slug, project.state)
     return 0
+
+
+def set_pi(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    view = projects.set_project_pi(ctx, a.actor, a.slug, a.email, a.reason)
+    _out("principal investigator", view.slug, view.pi_email, _flag(view.flagged_for_review))
+    return 0
+
+
+def transfer_custody(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    view = datasets.transfer_custody(ctx, a.actor, a.dataset, a.email, a.reason)
+    _out("custodian", view.slug, view.custodian_email, _flag(view.flagged_for_review))
+    return 0
+
+
+def _flag(flagged: bool) -> str:
+    return "flagged for review" if flagged else ""
 
 
 def transition(name: str) -> Handler:
@@ -309,10 +326,30 @@ def list_people(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
 
 def list_projects(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
     rows = [
-        (p.slug, p.state, p.purpose, p.start_date, p.end_date, p.outputs_released, p.title)
+        (
+            p.slug,
+            p.state,
+            p.purpose,
+            p.start_date,
+            p.end_date,
+            p.outputs_released,
+            p.title,
+            p.pi_email,
+            p.flagged_for_review,
+        )
         for p in projects.list_projects(ctx, a.actor, state=a.state)
     ]
-    header = ("slug", "state", "purpose", "start", "end", "outputs_released", "title")
+    header = (
+        "slug",
+        "state",
+        "purpose",
+        "start",
+        "end",
+        "outputs_released",
+        "title",
+        "pi",
+        "flagged_for_review",
+    )
     return _table(header, rows, a.json)
 
 
@@ -325,10 +362,19 @@ def list_datasets(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
             ",".join(d.permitted_purposes),
             d.version,
             ",".join(f"{v.name}:{v.sensitivity}" for v in d.variables),
+            d.flagged_for_review,
         )
         for d in datasets.list_datasets(ctx, a.actor)
     ]
-    header = ("slug", "agency", "custodian", "purposes", "version", "variables")
+    header = (
+        "slug",
+        "agency",
+        "custodian",
+        "purposes",
+        "version",
+        "variables",
+        "flagged_for_review",
+    )
     return _table(header, rows, a.json)
 
 

@@ -1,7 +1,7 @@
-"""Handlers of ``enclave admin ...`` for custodian egress rights (SATRE 3.1.06): a dataset's
-sign-off policy, its custodian's delegates and people's egress rights. Each calls one service
-function (``enclave.control.service.egress``) and prints its result; wiring lives in
-``enclave.cli_admin``."""
+"""Handlers of ``enclave admin ...`` for what a custodian decides about a dataset's data
+leaving: its egress rights (SATRE 3.1.06: sign-off policy, delegates, people's rights) and its
+microdata risk policy for extracts. Each calls one service function and prints its result;
+wiring lives in ``enclave.cli_admin``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import argparse
 
 from enclave.control.context import Context
 from enclave.control.service import egress
+from enclave.control.service.microdata_policy import set_microdata_policy
 from enclave.settings import Settings
 
 
@@ -22,6 +23,13 @@ def egress_policy(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
     _out(view.dataset, "signoff" if view.signoff else "no-signoff", view.custodian)
     for email in view.delegates:
         _out("delegate", email)
+    return 0
+
+
+def microdata_policy(ctx: Context, _s: Settings, a: argparse.Namespace) -> int:
+    """Set a dataset's microdata risk policy (its custodian, or an admin)."""
+    policy = set_microdata_policy(ctx, a.actor, a.dataset, k=a.k, max_global_risk=a.max_global_risk)
+    _out(a.dataset, f"k={policy.k}", f"max_global_risk={policy.max_global_risk:g}")
     return 0
 
 

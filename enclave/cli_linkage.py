@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -177,6 +178,12 @@ def _ingest(args: argparse.Namespace) -> int:
     from enclave.linkage.ingest import ingest_delivery
     from enclave.linkage.zones import Zones
 
+    if args.unregistered_input:
+        print(
+            "enclave: warning: --unregistered-input: the delivery is not checked against the "
+            "approved dataset versions; never use it for enclave data",
+            file=sys.stderr,
+        )
     settings = _settings(args)
     ctx = open_context(settings)
     try:
@@ -188,6 +195,7 @@ def _ingest(args: argparse.Namespace) -> int:
             custodian=args.custodian or args.actor,
             purposes=args.purpose,
             progress=not args.quiet,
+            unregistered_input=args.unregistered_input,
         )
     finally:
         ctx.close()
@@ -256,6 +264,23 @@ def _cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def _treatments(given: list[str]) -> dict[str, tuple[Any, ...]]:
+    """``DATASET=RECIPE.toml`` options as each dataset's treatment steps."""
+    from enclave.linkage.errors import LinkageError
+    from output_checker.microdata.recipe import Recipe
+
+    found: dict[str, tuple[Any, ...]] = {}
+    for option in given:
+        dataset, _, path = option.partition("=")
+        if not dataset or not path:
+            raise LinkageError(f"--treatment {option!r}: expected DATASET=RECIPE.toml")
+        try:
+            found[dataset] = Recipe.loads(Path(path).read_text(encoding="utf-8")).steps
+        except (OSError, ValueError) as error:
+            raise LinkageError(f"--treatment {option!r}: {error}") from None
+    return found
+
+
 @_guarded
 def _extract(args: argparse.Namespace) -> int:
     from enclave.linkage.extracts import build_extract
@@ -273,12 +298,20 @@ def _extract(args: argparse.Namespace) -> int:
             args.project,
             master_key=master,
             custodian=args.custodian,
+            treatments=_treatments(args.treatment),
             progress=not args.quiet,
         )
     finally:
         ctx.close()
     for f in result.files:
         print(f"{f.file}: {f.rows:,} rows ({f.unlinked_rows:,} unlinked left out)")
+    for risk in result.risks:
+        if risk.quasi_identifiers:
+            blanked = sum(risk.suppressed.values())
+            print(
+                f"{risk.dataset}: {risk.k}-anonymous on {', '.join(risk.quasi_identifiers)} "
+                f"({blanked:,} values suppressed)"
+            )
     print(f"extract in {result.directory}; manifest registered as {result.registered_as}")
     return 0
 
@@ -343,7 +376,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     files.set_defaults(run=_files)
 
     for name, helptext, handler in (
-        ("ingest", "validate and ingest a custodian's delivery directory", _ingest),
+        ("ingest", "validate and ingest a delivery of custodian-approved versions", _ingest),
         ("extract", "write a project's research extract from its grants", _extract),
     ):
         verb = verbs.add_parser(name, help=helptext)
@@ -353,10 +386,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         verb.add_argument("--quiet", action="store_true")
         verb.set_defaults(run=handler)
         if name == "ingest":
-            verb.add_argument("delivery", type=Path)
+            verb.add_argument(
+                "delivery",
+                type=Path,
+                help="its files must be dataset versions approved by their custodian",
+            )
             verb.add_argument("--purpose", action="append", required=True)
+            verb.add_argument(
+                "--unregistered-input",
+                action="store_true",
+                help="ingest a delivery that is no approved version (generated test data), "
+                "unchecked",
+            )
         else:
             verb.add_argument("--project", required=True)
+            verb.add_argument(
+                "--treatment",
+                action="append",
+                default=[],
+                metavar="DATASET=RECIPE.toml",
+                help="treatment steps for a dataset's table before its microdata policy "
+                "is checked (the recipe's [[step]] tables; repeatable)",
+            )
 
     run = verbs.add_parser("run", help="link every ingested source into the person index")
     run.add_argument("--model", type=Path, help="use a saved model instead of training")

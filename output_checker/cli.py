@@ -5,6 +5,8 @@ Exit codes: 0 the output passes; 1 it fails or needs review (the manifest says w
 or upgrades the review queue's tables (after ``enclave admin init``); ``serve`` runs until
 interrupted; ``workers`` runs only the outbox watcher and the release worker, until SIGTERM or
 SIGINT (exit 0). All three exit 2 on a configuration error (no secret key, no current schema).
+``microdata-risk`` writes risk aggregates (exit 0); ``anonymise`` exits 1 when the recipe's
+target is not met, writing the report but not the data.
 """
 
 from __future__ import annotations
@@ -95,6 +97,32 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--suppressed", type=Path, required=True, metavar="MASK.csv")
     audit.add_argument("--total-label", default="All")
     audit.add_argument("--json", type=Path, required=True, metavar="OUT")
+
+    risk = sub.add_parser(
+        "microdata-risk", help="re-identification risk of key variables in a microdata file"
+    )
+    risk.add_argument("data", type=Path, help="CSV or Parquet file of microdata")
+    risk.add_argument("--keys", nargs="+", required=True, metavar="VAR")
+    risk.add_argument("--weight", metavar="VAR", help="sampling weights")
+    risk.add_argument("--household", metavar="VAR", help="household id (household risk)")
+    risk.add_argument(
+        "--alpha", type=float, default=1.0, help="weight of a missing key value (default 1)"
+    )
+    risk.add_argument(
+        "--max-global-risk",
+        type=float,
+        default=0.01,
+        help="global risk for the risk threshold (default 0.01)",
+    )
+    risk.add_argument("--json", type=Path, required=True, metavar="OUT")
+
+    anonymise = sub.add_parser(
+        "anonymise", help="treat a microdata file with a TOML recipe until its target holds"
+    )
+    anonymise.add_argument("data", type=Path, help="CSV or Parquet file of microdata")
+    anonymise.add_argument("--recipe", type=Path, required=True, metavar="RECIPE.toml")
+    anonymise.add_argument("--out", type=Path, required=True, metavar="OUT.parquet")
+    anonymise.add_argument("--report", type=Path, required=True, metavar="REPORT.html")
 
     model = sub.add_parser("check-model", help="check a saved statsmodels result (.save())")
     model.add_argument("model", help="file written by statsmodels' result.save()")
@@ -274,6 +302,103 @@ def _tabulated(args: argparse.Namespace) -> int:
     return EXIT_PASS if record["status"] == "pass" else EXIT_NOT_PASSED
 
 
+def _read_microdata(path: Path, columns: Sequence[str] | None) -> Any:
+    """The named columns (all when None) of a CSV/Parquet file; problems are InputErrors."""
+    from output_checker.io import read_data
+
+    if columns is not None:
+        return read_data(path, columns)
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise InputError(f"cannot read {path.name}: {str(error).splitlines()[0]}") from None
+    raise InputError(f"unsupported data file type {suffix!r}: use .csv or .parquet")
+
+
+def _parquet_ready(frame: Any) -> Any:
+    """The frame with mixed-type categories (an integer code merged into a named group) as
+    text, since Parquet columns hold one type."""
+    import pandas as pd
+
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            categories = column.cat.categories
+            if len({type(c) for c in categories}) > 1:
+                out[name] = column.cat.rename_categories([str(c) for c in categories])
+        elif column.dtype == object and column.dropna().map(type).nunique() > 1:
+            out[name] = column.astype(str).where(column.notna())
+    return out
+
+
+def _microdata_risk(args: argparse.Namespace) -> int:
+    """Risk aggregates of the key variables as JSON (never a value per record)."""
+    from output_checker.manifest import atomic_write_bytes
+    from output_checker.microdata.problem import MicrodataProblem
+    from output_checker.microdata.report import risk_summary
+    from output_checker.microdata.risk.individual import measure_risk
+
+    try:
+        problem = MicrodataProblem(
+            keys=args.keys, weight=args.weight, household=args.household, alpha=args.alpha
+        )
+        data = _read_microdata(args.data, problem.columns)
+        problem.validate(data)
+        weights = None if args.weight is None else data[args.weight].to_numpy(dtype=float)
+        household = None if args.household is None else data[args.household]
+        measures = measure_risk(
+            data[list(args.keys)], weights, household, args.alpha, args.max_global_risk
+        )
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    summary = {"keys": list(args.keys), "weight": args.weight, "alpha": args.alpha}
+    summary.update(risk_summary(measures))
+    atomic_write_bytes(args.json, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    print(
+        f"{summary['n']} records: {measures.expected_reidentifications:.4g} expected "
+        f"re-identifications (global risk {measures.global_risk:.4g}), "
+        f"{measures.kanon_violations(2)} violate 2-anonymity"
+    )
+    return EXIT_PASS
+
+
+def _anonymise(args: argparse.Namespace) -> int:
+    """Run a recipe; write the report always and the data only when the target holds."""
+    import io
+
+    from output_checker.manifest import atomic_write_bytes
+    from output_checker.microdata.recipe import Recipe
+    from output_checker.microdata.report import render_report, write_report
+    from output_checker.microdata.workflow import Workflow
+
+    try:
+        recipe = Recipe.load(args.recipe)
+        workflow = Workflow(_read_microdata(args.data, None), recipe.problem)
+        result = workflow.treat_until(recipe.target, recipe)
+        html = render_report(workflow, recipe.target, result)
+        buffer = io.BytesIO()
+        if result.met:
+            _parquet_ready(workflow.data).to_parquet(buffer, index=False)
+    except (ValueError, TypeError) as error:  # pyarrow's conversion errors are ValueErrors
+        raise InputError(str(error).splitlines()[0] if str(error) else repr(error)) from None
+    write_report(args.report, html)
+    if not result.met:
+        print(f"output-checker: {result.message}", file=sys.stderr)
+        return EXIT_NOT_PASSED
+    atomic_write_bytes(args.out, buffer.getvalue())
+    print(f"{result.message}; wrote {args.out.name} and {args.report.name}")
+    return EXIT_PASS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
@@ -285,6 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("protect", "audit"):
             return _tabulated(args)
+        if args.command == "microdata-risk":
+            return _microdata_risk(args)
+        if args.command == "anonymise":
+            return _anonymise(args)
         result = _run(args)
         write_json(args.json, result.to_dict())
     except CheckerError as error:

@@ -1,7 +1,8 @@
-"""Outputs the checker has no rules for: custom files, microdata, unknown types.
+"""Outputs the checker has no table rules for: custom files, record-level data, unknown types.
 
 Nothing is passed without rules: an unknown or custom output goes to human review, and
-record-level data is refused outright (spec §2).
+record-level data (``microdata``) is held to the project's microdata policy first
+(``output_checker.record_level``): refused when it fails, human review when it holds.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from typing import Any
 
 from output_checker.errors import InputError
 from output_checker.parameters import Parameters
+from output_checker.record_level import RECORD_LEVEL, check_records, read_records
 from output_checker.results import envelope
 from output_checker.status import Status
-
-REFUSED_TYPES = {"microdata": "record-level data is not an output: use the data-release process"}
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,9 @@ def check_file(
     with file.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
-    if output_type in REFUSED_TYPES:
-        status, reason = Status.FAIL, REFUSED_TYPES[output_type]
+    used = parameters or Parameters()
+    if output_type == RECORD_LEVEL:
+        status, reason = check_records(read_records(file), used)
     else:
         status, reason = Status.REVIEW, f"no automated rules for output type {output_type!r}"
-    return FileResult(
-        file, output_type, digest.hexdigest(), status, reason, parameters or Parameters()
-    )
+    return FileResult(file, output_type, digest.hexdigest(), status, reason, used)

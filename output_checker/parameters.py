@@ -54,6 +54,11 @@ class Parameters:
     suppression_costs: Literal["value", "unity", "frequency", "log"] = "value"
     singleton_audit: bool = False  # also audit against contributors who know their own cell
     pair_audit: bool = True  # protect the sum of two primaries with < threshold contributors
+    # record-level outputs (output_checker.record_level): each record k-anonymous on the
+    # quasi-identifiers, and the expected re-identifications per record at most this share
+    microdata_k: int = 5
+    microdata_max_global_risk: float = 1e-4
+    quasi_identifiers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -90,6 +95,8 @@ class Parameters:
             raise ParameterError(f"unknown parameter(s): {', '.join(unknown)}")
         if "conventions" in overrides and overrides["conventions"] != self.conventions:
             raise ParameterError("conventions cannot be changed by a project override")
+        if "quasi_identifiers" in overrides:
+            overrides["quasi_identifiers"] = tuple(str(q) for q in overrides["quasi_identifiers"])
         if "nk_rules" in overrides:
             overrides["nk_rules"] = tuple(_as_nk(rule) for rule in overrides["nk_rules"])
         candidate = dataclasses.replace(self, **overrides)
@@ -106,6 +113,7 @@ class Parameters:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["nk_rules"] = [[rule.n, rule.k] for rule in self.nk_rules]
         out["pq"] = list(self.pq) if self.pq else None
+        out["quasi_identifiers"] = list(self.quasi_identifiers)
         return out
 
 
@@ -142,6 +150,12 @@ def _at_least_as_strict(name: str, new: Any, old: Any) -> bool:
             return bool(new >= old)
         case "singleton_audit" | "pair_audit":
             return bool(new)
+        case "microdata_k":
+            return bool(new >= old)
+        case "microdata_max_global_risk":
+            return bool(new <= old)
+        case "quasi_identifiers":
+            return set(old) <= set(new)
         case "max_cells" | "rounding_base" | "suppression_costs":
             return True  # operational choices, not disclosure protection
     return False
@@ -169,6 +183,12 @@ def _validate(p: Parameters) -> None:
         ),
         ("max_cells", p.max_cells >= 1, "an integer >= 1"),
         ("rounding_base", p.rounding_base >= 1, "an integer >= 1"),
+        ("microdata_k", isinstance(p.microdata_k, int) and p.microdata_k >= 2, "an integer >= 2"),
+        (
+            "microdata_max_global_risk",
+            0 < p.microdata_max_global_risk < 1,
+            "a share in (0, 1)",
+        ),
         ("frequency_range", 0 <= p.frequency_range < 100, "a percentage in [0, 100)"),
         (
             "suppression_costs",

@@ -31,7 +31,7 @@ OUTPUT_TYPES: dict[str, OutputType] = {
         OutputType("regression", True, "regression coefficients and summary statistics"),
         OutputType("survival", False, "Kaplan-Meier tables and curves"),
         OutputType("histogram", False, "histogram or bar chart bin counts"),
-        OutputType("microdata", False, "record-level data: never an output"),
+        OutputType("microdata", False, "record-level data: held to the microdata policy"),
     )
 }
 

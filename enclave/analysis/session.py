@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +39,7 @@ from output_checker.status import Status
 
 PROJECT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")  # the queue's project slug
 CUSTOM_LABEL = "no recipe: a custom file, judged by a reviewer"
+RECORD_LEVEL_LABEL = "record-level data: the project's microdata policy, then a reviewer"
 
 
 @dataclass(frozen=True)
@@ -369,6 +371,33 @@ class Session:
         if comment:
             self.outputs.add_comment(name, comment)
         return True
+
+    def record_level_output(self, data: pd.DataFrame, comment: str = "") -> str:
+        """Add record-level data (one row per person) as an output: held to the project's
+        microdata policy (k-anonymity on its declared quasi-identifiers) now and again by the
+        queue, and never released without a reviewer. Returns the checker's verdict line;
+        a refused table is still recorded, so the reason shows in the outputs."""
+        from output_checker import check_file
+        from output_checker.record_level import RECORD_LEVEL
+
+        if not isinstance(data, pd.DataFrame) or data.empty:
+            raise AnalysisError("record_level_output needs a non-empty DataFrame")
+        content = data.to_csv(index=False).encode()
+        if len(content) > bundle.MAX_FILE_BYTES:
+            raise AnalysisError(f"the records take more than {bundle.MAX_FILE_BYTES} bytes")
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "records.csv"
+            path.write_bytes(content)
+            result = check_file(path, RECORD_LEVEL, self.parameters)
+        record = result.to_dict()
+        file = OutputFile("records", "csv", content, record)
+        made = Made(None, (file,), Provenance(False, RECORD_LEVEL_LABEL), RECORD_LEVEL,
+                    "record_level_output(...)")  # fmt: skip
+        name = self.outputs.next_name()
+        self._record(made)
+        if comment:
+            self.outputs.add_comment(name, comment)
+        return result.summary()
 
     def rename_output(self, old: str, new: str) -> None:
         """Rename an output (the name becomes its group and file names in the bundle)."""

@@ -138,6 +138,10 @@ class Project(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int] = _people_fk()
+    # the principal investigator (a researcher); a change is flagged for an admin's review
+    pi_id: Mapped[int | None] = _people_fk(nullable=True)
+
+    pi: Mapped[Person | None] = relationship(foreign_keys=[pi_id], lazy="joined")
 
 
 class Membership(Base):
@@ -170,6 +174,9 @@ class Dataset(Base):
     created_by_id: Mapped[int] = _people_fk()
     # whether releasing outputs derived from it needs the custodian's (or a delegate's) sign-off
     egress_signoff: Mapped[bool] = mapped_column(default=False)
+    # the custodian's risk target for record-level data from it, canonical JSON (k,
+    # max_global_risk; empty: the defaults of output_checker.microdata.problem.RiskTarget)
+    microdata_policy: Mapped[str] = mapped_column(Text, default="{}")
 
     custodian: Mapped[Person] = relationship(foreign_keys=[custodian_id], lazy="joined")
     variables: Mapped[list[DatasetVariable]] = relationship(

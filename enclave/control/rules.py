@@ -116,6 +116,7 @@ class Action(StrEnum):
     USE_DATASET_VERSION = "use_dataset_version"
     # custodian egress rights (SATRE 3.1.06), see service/egress.py
     SET_EGRESS_POLICY = "set_egress_policy"
+    SET_MICRODATA_POLICY = "set_microdata_policy"
     ADD_DELEGATE = "add_delegate"
     REMOVE_DELEGATE = "remove_delegate"
     GRANT_EGRESS_RIGHT = "grant_egress_right"
@@ -143,6 +144,9 @@ class Action(StrEnum):
     REQUEST_PACKAGE = "request_package"
     DECIDE_PACKAGE = "decide_package"
     LIST_PACKAGES = "list_packages"
+    # changes of principal investigator or custodian, flagged for review (SATRE 1.4.01-02)
+    SET_PROJECT_PI = "set_project_pi"
+    TRANSFER_CUSTODY = "transfer_custody"
 
 
 _ADMIN = frozenset({Role.ADMIN})
@@ -203,6 +207,7 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         # The dataset's custodian (or, for the policy, an admin); delegates hold one of the
         # two roles of _SIGNERS. Which dataset is theirs is the service's check.
         Action.SET_EGRESS_POLICY: frozenset({Role.ADMIN, Role.DATA_CUSTODIAN}),
+        Action.SET_MICRODATA_POLICY: frozenset({Role.ADMIN, Role.DATA_CUSTODIAN}),
         Action.ADD_DELEGATE: _CUSTODIAN,
         Action.REMOVE_DELEGATE: _CUSTODIAN,
         Action.GRANT_EGRESS_RIGHT: _SIGNERS,
@@ -217,6 +222,8 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.REQUEST_PACKAGE: frozenset({Role.RESEARCHER}),
         Action.DECIDE_PACKAGE: _ADMIN,
         Action.LIST_PACKAGES: frozenset({Role.ADMIN, Role.RESEARCHER}),
+        Action.SET_PROJECT_PI: _ADMIN,
+        Action.TRANSFER_CUSTODY: _ADMIN,
     }
 )
 

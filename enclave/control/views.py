@@ -44,6 +44,10 @@ class PersonView:
 
 @dataclass(frozen=True)
 class ProjectView:
+    """A project. ``pi_email``: its principal investigator, if named. ``flagged_for_review``:
+    a change of PI that no admin has reviewed yet (filled in by ``get_project``,
+    ``list_projects`` and ``set_project_pi``; False elsewhere)."""
+
     slug: str
     title: str
     lay_summary: str
@@ -61,6 +65,8 @@ class ProjectView:
     created_at: datetime
     approved_at: datetime | None
     closed_at: datetime | None
+    pi_email: str | None = None
+    flagged_for_review: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,10 @@ class VariableView:
 
 @dataclass(frozen=True)
 class DatasetView:
+    """A registered dataset. ``flagged_for_review``: a change of custodian that no admin has
+    reviewed yet (filled in by ``get_dataset``, ``list_datasets`` and ``transfer_custody``;
+    False elsewhere)."""
+
     slug: str
     name: str
     source_agency: str
@@ -94,6 +104,7 @@ class DatasetView:
     permitted_purposes: tuple[str, ...]
     variables: tuple[VariableView, ...]
     created_at: datetime
+    flagged_for_review: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,7 @@ def person_view(row: models.Person) -> PersonView:
     )
 
 
-def project_view(row: models.Project) -> ProjectView:
+def project_view(row: models.Project, *, flagged: bool = False) -> ProjectView:
     return ProjectView(
         slug=row.slug,
         title=row.title,
@@ -183,6 +194,8 @@ def project_view(row: models.Project) -> ProjectView:
         created_at=row.created_at,
         approved_at=row.approved_at,
         closed_at=row.closed_at,
+        pi_email=row.pi.email if row.pi is not None else None,
+        flagged_for_review=flagged,
     )
 
 
@@ -199,7 +212,7 @@ def membership_view(row: models.Membership) -> MembershipView:
     )
 
 
-def dataset_view(row: models.Dataset) -> DatasetView:
+def dataset_view(row: models.Dataset, *, flagged: bool = False) -> DatasetView:
     return DatasetView(
         slug=row.slug,
         name=row.name,
@@ -211,6 +224,7 @@ def dataset_view(row: models.Dataset) -> DatasetView:
         permitted_purposes=tuple(p.purpose for p in row.purposes),
         variables=tuple(VariableView(v.name, v.sensitivity, v.description) for v in row.variables),
         created_at=row.created_at,
+        flagged_for_review=flagged,
     )
 
 

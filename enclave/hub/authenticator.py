@@ -33,7 +33,7 @@ from traitlets import Bool, Instance, TraitError, default, validate
 
 from enclave.control.context import Context, open_context
 from enclave.control.errors import AuthenticationFailed
-from enclave.control.service import login_guard, people
+from enclave.control.service import login_guard
 from enclave.hub.access import HubAccess, email_for_login, hub_access, session_decision
 from enclave.settings import Settings
 
@@ -219,10 +219,13 @@ class EnclaveOIDCAuthenticator(ControlPlaneAccess, GenericOAuthenticator):  # ty
         return set((auth_state or {}).get(GROUPS_KEY) or ())
 
     async def check_allowed(self, username: str, authentication: Any = None) -> bool:
-        """Audit the provider's login in the control plane (refused for an unknown or
-        suspended account), then apply the shared gate."""
+        """Audit the provider's login in the control plane (refused for an unknown,
+        suspended or sanctioned account, or a lapsed organisation), then apply the shared
+        gate."""
         try:
-            await asyncio.to_thread(people.vouched_login, self.context, username, method="oidc")
+            await asyncio.to_thread(
+                login_guard.vouched_login_in_standing, self.context, username, method="oidc"
+            )
         except AuthenticationFailed as error:
             refusal = HubAccess(username, (), error.message, error.rule)
             raise _refused(refusal) from None

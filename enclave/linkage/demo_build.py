@@ -111,8 +111,16 @@ def _synthesise(root: Path, population: int, seed: int, steps: list[str], progre
 
 
 def _ingest(ctx: Context, zones: Zones, directory: Path, progress: bool) -> None:
+    # the demo's own generated deliveries: no custodian approves them (never enclave data)
     ingest_delivery(
-        ctx, ADMIN, zones, directory, custodian=CUSTODIAN, purposes=[PURPOSE], progress=progress
+        ctx,
+        ADMIN,
+        zones,
+        directory,
+        custodian=CUSTODIAN,
+        purposes=[PURPOSE],
+        progress=progress,
+        unregistered_input=True,
     )
 
 

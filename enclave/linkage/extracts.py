@@ -5,7 +5,9 @@ For each grant in force the content-zone table of the granted version is read, o
 granted variables are kept, the record key is replaced by the project pseudonym issued by the
 linkage unit (records not yet linked are left out and counted), references to other records
 become those records' pseudonyms, and every quasi-identifier is coarsened by its schema's
-rule (month of birth to year, postcode district to area). The files are Parquet, with a
+rule (month of birth to year, postcode district to area), then held to its dataset's
+microdata policy (``extract_risk``: k-anonymity on the coarsened quasi-identifiers, local
+suppression where needed, refused where that is not enough). The files are Parquet, with a
 DuckDB database of views over them and a manifest of SHA-256 hashes, which is registered in
 the control plane as a dataset version before the extract is moved into place.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +28,22 @@ import pandas as pd
 from enclave.control.context import Context
 from enclave.control.service import grants as grant_service
 from enclave.control.service import projects as project_service
+from enclave.control.service.microdata_policy import microdata_policies
 from enclave.control.varspec import variable
 from enclave.control.views import GrantView
 from enclave.linkage import catalogue
 from enclave.linkage.errors import LinkageError
+from enclave.linkage.extract_risk import TableRisk, protect_table
 from enclave.linkage.issue import issue_mapping
 from enclave.linkage.progress import track
 from enclave.linkage.zones import Zones, remove_tree
+from output_checker.microdata.problem import RiskTarget
+from output_checker.microdata.recipe import Step
 
 PERSON = "person"
 MANIFEST = "manifest.json"
 DATABASE = "extract.duckdb"
+RISK_REPORT = "disclosure-risk.json"  # each table's microdata risk before and after treatment
 OPEN_STATES = ("approved", "active")
 
 
@@ -61,6 +68,7 @@ class ExtractResult:
     files: tuple[ExtractFile, ...]
     manifest_sha256: str
     registered_as: str
+    risks: tuple[TableRisk, ...] = ()  # each table's microdata risk, as in disclosure-risk.json
 
 
 def coarsen(values: pd.Series, rule: str | None) -> pd.Series:
@@ -123,6 +131,31 @@ def _content(zones: Zones, grant: GrantView) -> tuple[pd.DataFrame, dict[str, An
     return frame, meta
 
 
+def _quasi_identifiers(grant: GrantView, fields: Mapping[str, Any]) -> list[str]:
+    """The granted quasi-identifiers under their coarsened names."""
+    return [
+        coarsened_name(name, fields[name]["coarsen"])
+        for name in grant.variables
+        if fields[name]["sensitivity"] == "quasi_identifier"
+    ]
+
+
+def preview_grant_risk(zones: Zones, grant: GrantView, target: RiskTarget) -> TableRisk:
+    """What the extract would do to ``grant``'s table under ``target``: its granted
+    quasi-identifiers coarsened, measured per record of the source (before linkage, so per
+    source record rather than per person) and suppressed to k; for the custodian deciding
+    the grant. LinkageError when the data is not in the content zone or cannot meet it."""
+    frame, meta = _content(zones, grant)
+    fields = {f["name"]: f for f in meta["schema"]["fields"]}
+    quasi = _quasi_identifiers(grant, fields)
+    table = pd.DataFrame({"record_key": frame["record_key"].astype(str)})
+    for name in grant.variables:
+        if fields[name]["sensitivity"] == "quasi_identifier":
+            rule = fields[name]["coarsen"]
+            table[coarsened_name(name, rule)] = coarsen(frame[name], rule)
+    return protect_table(table, grant.dataset, "record_key", quasi, target)[1]
+
+
 def build_extract(
     ctx: Context,
     actor: str,
@@ -131,14 +164,16 @@ def build_extract(
     *,
     master_key: bytes,
     custodian: str | None = None,
+    treatments: Mapping[str, tuple[Step, ...]] | None = None,
     progress: bool = False,
 ) -> ExtractResult:
     """Write ``project``'s research extract and register its manifest.
 
     ``actor`` needs to list grants and register datasets (an admin, or a custodian for
-    ``custodian``, default ``actor``). The DuckDB views name their Parquet files relative to
-    the data directory, so they work wherever sessions mount it: open the database from
-    that directory, or ``SET file_search_path`` to it.
+    ``custodian``, default ``actor``). ``treatments`` are recipe steps per dataset, run on
+    its table's coarsened quasi-identifiers before its microdata policy is checked. The DuckDB
+    views name their Parquet files relative to the data directory, so they work wherever
+    sessions mount it: open the database from that directory, or ``SET file_search_path``.
 
     Raises:
         LinkageError: the project is not approved or active, has no grants in force, or a
@@ -157,14 +192,20 @@ def build_extract(
     remove_tree(staging)
     staging.mkdir(parents=True)
     try:
-        files = _write_tables(zones, project, granted, staging, master_key, progress)
+        policies = microdata_policies(ctx, [g.dataset for g in granted])
+        treated = _Treatment(policies, treatments or {})
+        files, risks = _write_tables(
+            zones, project, granted, staging, master_key, treated, progress
+        )
         _write_views(staging, files)
+        reports = _write_risk_reports(staging, risks)
         manifest = {
             "project": project,
             "created": ctx.now().isoformat(timespec="seconds"),
             "person_column": PERSON,
             "files": [f.__dict__ | {"columns": list(f.columns)} for f in files],
             "database": {"file": DATABASE, "sha256": _sha256(staging / DATABASE)},
+            "disclosure_risk": reports,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         digest = _sha256(staging / MANIFEST)
@@ -188,7 +229,7 @@ def build_extract(
         remove_tree(staging)
     for path in target.iterdir():
         os.chmod(path, 0o444)  # read-only files; sessions mount the directory read-only too
-    return ExtractResult(target, tuple(files), digest, slug)
+    return ExtractResult(target, tuple(files), digest, slug, tuple(risks))
 
 
 def _write_tables(
@@ -197,8 +238,9 @@ def _write_tables(
     granted: Sequence[GrantView],
     out: Path,
     master_key: bytes,
+    treated: _Treatment,
     progress: bool,
-) -> list[ExtractFile]:
+) -> tuple[list[ExtractFile], list[TableRisk]]:
     loaded = [(g, *_content(zones, g)) for g in granted]
     wanted = []
     for _, frame, meta in loaded:
@@ -217,6 +259,7 @@ def _write_tables(
         zones, project, pd.concat(wanted, ignore_index=True), master_key=master_key
     )
     files: list[ExtractFile] = []
+    risks: list[TableRisk] = []
     for grant, frame, meta in track(loaded, "writing extract", enabled=progress):
         source = meta["source"]
         lookup = mapping[mapping["source"] == source].set_index("record_key")["pseudonym"]
@@ -238,6 +281,15 @@ def _write_tables(
                 out_frame[name] = frame[name]
         unlinked = int(out_frame[PERSON].isna().sum())
         out_frame = out_frame[out_frame[PERSON].notna()].reset_index(drop=True)
+        out_frame, risk = protect_table(
+            out_frame,
+            grant.dataset,
+            PERSON,
+            _quasi_identifiers(grant, fields),
+            treated.policies[grant.dataset],
+            treated.steps.get(grant.dataset, ()),
+        )
+        risks.append(risk)
         file = f"{grant.dataset}.parquet"
         out_frame.to_parquet(out / file, index=False)
         files.append(
@@ -251,7 +303,31 @@ def _write_tables(
                 _sha256(out / file),
             )
         )
-    return files
+    return files, risks
+
+
+@dataclass(frozen=True)
+class _Treatment:
+    """Each granted dataset's microdata policy and treatment steps."""
+
+    policies: Mapping[str, RiskTarget]
+    steps: Mapping[str, tuple[Step, ...]]
+
+
+def _write_risk_reports(out: Path, risks: Sequence[TableRisk]) -> dict[str, Any]:
+    """``disclosure-risk.json`` (every table) and one HTML report per measured table; what
+    the manifest lists of them, with their hashes."""
+    (out / RISK_REPORT).write_text(
+        json.dumps({"tables": [r.to_dict() for r in risks]}, indent=2) + "\n", encoding="utf-8"
+    )
+    listed: dict[str, Any] = {"file": RISK_REPORT, "sha256": _sha256(out / RISK_REPORT)}
+    pages = {}
+    for risk in risks:
+        if risk.report:
+            name = f"disclosure-risk-{risk.dataset}.html"
+            (out / name).write_text(risk.report, encoding="utf-8")
+            pages[risk.dataset] = {"file": name, "sha256": _sha256(out / name)}
+    return listed | {"reports": pages}
 
 
 def _extract_variables(files: Sequence[ExtractFile]) -> list[Any]:

@@ -6,6 +6,11 @@ All or nothing: if any row of any file fails, the failing rows go to quarantine 
 per-row error report (identifier rows in the linkage zone, content rows in the content
 zone), the count is returned in the refusal, and nothing is written to the zones proper or
 registered. A delivery that passes is staged, registered, then moved into place.
+
+Only the custodian's approval makes data available to linkage (SATRE 3.1.04): every file of
+the delivery must first be a dataset version its custodian approved, checked by the same
+``resolve_linkage_inputs`` that ``enclave link files`` uses, before anything is read into
+the zones. ``unregistered_input`` skips that check for generated test data (the demo's).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pandas as pd
 
 from enclave.control.context import Context
 from enclave.control.service.datasets import content_version
+from enclave.control.service.ingress import resolve_linkage_inputs
 from enclave.control.varspec import VariableSpec, variable
 from enclave.linkage import catalogue
 from enclave.linkage.csvfile import CsvTable, read_csv
@@ -225,6 +231,24 @@ def _variables(schema: TableSchema) -> tuple[VariableSpec, ...]:
     return tuple(variable(f.name, f.sensitivity, f.description) for f in schema.fields)
 
 
+def delivery_files(delivery: Delivery) -> list[Path]:
+    """Every data file of ``delivery``: the identifier file, then the content tables."""
+    return [delivery.identifiers, *(t.path for t in delivery.tables)]
+
+
+def require_approved(ctx: Context, actor: str, delivery: Delivery) -> None:
+    """Refuse unless every file of ``delivery`` is a dataset version approved by its
+    custodian (by content hash), recorded as one audited ``use_dataset_version`` by
+    ``actor`` (an admin: the linkage unit's operator).
+
+    Raises:
+        ControlError: RuleViolation ``unapproved_input`` for a file no custodian approved,
+            PermissionDenied ``role`` for an actor who may not use dataset versions (the
+            refusal is audited).
+    """
+    resolve_linkage_inputs(ctx, actor, [str(path) for path in delivery_files(delivery)])
+
+
 def ingest_delivery(
     ctx: Context,
     actor: str,
@@ -234,15 +258,22 @@ def ingest_delivery(
     custodian: str,
     purposes: Sequence[str],
     progress: bool = False,
+    unregistered_input: bool = False,
 ) -> IngestResult:
-    """Validate, split, store and register the delivery in ``directory``.
+    """Validate, split, store and register the delivery in ``directory``, whose files must
+    be custodian-approved dataset versions (``require_approved``) unless
+    ``unregistered_input`` (generated test data only: then unchecked).
 
     Raises:
         InvalidInput: an unreadable or inconsistent ``delivery.json``.
+        ControlError: a file is not an approved version (nothing read, stored or
+            registered), or the control plane refused a registration (nothing stored).
         IngestRefused: rows with problems (quarantined; nothing stored or registered).
-        LinkageError, ControlError: the control plane refused a registration (nothing stored).
+        LinkageError: a dataset is registered at another version (nothing stored).
     """
     delivery = read_delivery(directory)
+    if not unregistered_input:
+        require_approved(ctx, actor, delivery)
     now = ctx.now()
     checked = check_delivery(delivery, today=now.date(), progress=progress)
     counts = _counts(checked)
@@ -376,6 +407,8 @@ __all__ = [
     "IngestResult",
     "check_delivery",
     "current_sources",
+    "delivery_files",
     "demographics",
     "ingest_delivery",
+    "require_approved",
 ]

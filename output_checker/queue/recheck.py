@@ -1,6 +1,6 @@
 """The server's own verdict on an output, from the submitted evidence, never the session's.
 
-Four paths, best first:
+Five paths, best first:
 
 1. **A recipe** (``recipes``): the table is re-derived from the project's data by this
    process, with the project's parameters. Its numbers must equal the submitted file's, else
@@ -12,7 +12,10 @@ Four paths, best first:
 3. **A model record**: the model checks are re-run on the record's evidence (N, k, residual
    degrees of freedom, R², level counts) with the project's parameters; the model is not
    re-fitted, so the output is ``not_machine_checkable``.
-4. **Anything else** (other record kinds, free-form files): ``not_machine_checkable`` and at
+4. **A record-level file** (output type ``microdata``): the project's microdata policy is
+   applied to the file itself (``output_checker.record_level``): ``fail`` when it does not
+   hold, else ``review``.
+5. **Anything else** (other record kinds, free-form files): ``not_machine_checkable`` and at
    least ``review``; a verdict the session recorded can only make it worse, never better.
 """
 
@@ -35,6 +38,7 @@ from output_checker.parameters import Parameters
 from output_checker.queue.evidence_recheck import recheck_table_record
 from output_checker.queue.recipes import Recipe, derive_from, published, recipe_frame
 from output_checker.queue.workflow import CheckStatus, Recheck
+from output_checker.record_level import RECORD_LEVEL, check_records, parse_records
 from output_checker.results import TableResult
 from output_checker.status import Status
 
@@ -216,6 +220,8 @@ def recheck_output(
         return _from_table_record(content, filetype, record, parameters)
     if record is not None and record.get("kind") == "model":
         return _from_model_record(record, parameters)
+    if record is not None and record.get("output_type") == RECORD_LEVEL:
+        return _from_record_level(content, filetype, parameters)
     claimed = Status.REVIEW
     if record is not None and record.get("status") == "fail":
         claimed = Status.FAIL  # the session's own fail is believed; its pass never is
@@ -225,3 +231,11 @@ def recheck_output(
         Recheck.NOT_MACHINE_CHECKABLE,
         f"{claimed.label}: {what} cannot be checked by the server; people must judge it",
     )
+
+
+def _from_record_level(content: bytes, filetype: str, parameters: Parameters) -> Verdict:
+    try:
+        status, reason = check_records(parse_records(content, filetype), parameters)
+    except CheckerError as error:
+        status, reason = Status.FAIL, f"record-level output refused: {error}"
+    return Verdict(_status(status), Recheck.NOT_MACHINE_CHECKABLE, f"{status.label}: {reason}")

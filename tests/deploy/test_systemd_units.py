@@ -17,7 +17,8 @@ from tests.deploy import tools
 from tests.deploy.roles import DEPLOY
 
 UNITS = DEPLOY / "systemd"
-SERVICES = ("enclave-hub", "enclave-queue", "enclave-admin", "enclave-workers")
+SERVICES = ("enclave-hub", "enclave-queue", "enclave-admin", "enclave-workers", "enclave-alerts")
+TIMERS = ("enclave-alerts",)  # each starts the oneshot service of its name
 EVERYWHERE = {
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",
@@ -50,29 +51,32 @@ def scratch_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("systemd-root")
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
-    for unit in UNITS.glob("*.service"):
+    for unit in (*UNITS.glob("*.service"), *UNITS.glob("*.timer")):
         shutil.copy(unit, root / "etc/systemd/system" / unit.name)
     programs = root / "opt/enclave/venv/bin"
     programs.mkdir(parents=True)
-    for program in ("jupyterhub", "gunicorn", "output-checker"):
+    for program in ("jupyterhub", "gunicorn", "output-checker", "enclave"):
         (programs / program).write_text("#!/bin/sh\n")
         (programs / program).chmod(0o755)
     return root
 
 
-def test_deploy_holds_exactly_the_four_services() -> None:
+def test_deploy_holds_exactly_these_services_and_timers() -> None:
     assert sorted(p.stem for p in UNITS.glob("*.service")) == sorted(SERVICES)
+    assert sorted(p.stem for p in UNITS.glob("*.timer")) == sorted(TIMERS)
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_systemd_accepts_the_unit_without_a_warning(scratch_root: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    "unit", [f"{s}.service" for s in SERVICES] + [f"{t}.timer" for t in TIMERS]
+)
+def test_systemd_accepts_the_unit_without_a_warning(scratch_root: Path, unit: str) -> None:
     done = subprocess.run(
         [
             "systemd-analyze",
             "verify",
             "--man=no",
             f"--root={scratch_root}",
-            f"/etc/systemd/system/{name}.service",
+            f"/etc/systemd/system/{unit}",
         ],
         capture_output=True,
         text=True,
@@ -87,6 +91,7 @@ def test_systemd_accepts_the_unit_without_a_warning(scratch_root: Path, name: st
         ("enclave-queue", 2.0),
         ("enclave-admin", 2.0),
         ("enclave-workers", 2.0),
+        ("enclave-alerts", 2.0),
         ("enclave-hub", 5.0),
     ],
 )
@@ -117,7 +122,9 @@ def test_every_unit_has_the_common_hardening(name: str) -> None:
     assert service["RestrictAddressFamilies"][0].split()[0] == "AF_UNIX"
 
 
-@pytest.mark.parametrize("name", ["enclave-queue", "enclave-admin", "enclave-workers"])
+@pytest.mark.parametrize(
+    "name", ["enclave-queue", "enclave-admin", "enclave-workers", "enclave-alerts"]
+)
 def test_the_web_and_worker_units_run_unprivileged_and_locked_down(name: str) -> None:
     service = _service(name)
     assert service["User"] == ["enclave"]
@@ -159,3 +166,13 @@ def test_the_units_run_the_deliverables() -> None:
     parsed = configparser.ConfigParser(strict=False, interpolation=None)
     parsed.read_string((UNITS / "enclave-hub.service").read_text())
     assert parsed["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_alert_scan_runs_every_ten_minutes_as_a_oneshot() -> None:
+    service = _service("enclave-alerts")
+    assert service["Type"] == ["oneshot"]
+    assert service["ExecStart"] == ["/opt/enclave/venv/bin/enclave admin scan-alerts"]
+    timer = configparser.ConfigParser()
+    timer.read_string((UNITS / "enclave-alerts.timer").read_text())
+    assert timer["Timer"]["OnCalendar"] == "*:0/10" and timer["Timer"]["Persistent"] == "true"
+    assert timer["Install"]["WantedBy"] == "timers.target"

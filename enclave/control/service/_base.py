@@ -18,9 +18,16 @@ from sqlalchemy.orm import Session
 from enclave.control import audit
 from enclave.control.context import Context
 from enclave.control.db import transaction
-from enclave.control.errors import Conflict, ControlError, InvalidInput, NotFound, PermissionDenied
+from enclave.control.errors import (
+    Conflict,
+    ControlError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RuleViolation,
+)
 from enclave.control.models import Dataset, Grant, Person, Project
-from enclave.control.rules import Action, check_role, check_state
+from enclave.control.rules import Action, Role, check_role, check_state
 from enclave.control.service.standing import check_not_sanctioned
 
 T = TypeVar("T")
@@ -153,6 +160,16 @@ def person_row(session: Session, email: str) -> Person:
     person = session.scalar(select(Person).where(Person.email == email.strip().lower()))
     if person is None:
         raise NotFound(f"unknown person: no one has the email {email!r}", rule="unknown_person")
+    return person
+
+
+def person_with_role(session: Session, email: str, role: Role) -> Person:
+    """The person with ``email``, who must hold ``role``; RuleViolation (``role_required``)."""
+    person = person_row(session, email)
+    if role not in person.role_names:
+        raise RuleViolation(
+            f"{person.email} does not hold the role {role.value}", rule="role_required"
+        )
     return person
 
 

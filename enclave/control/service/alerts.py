@@ -12,7 +12,11 @@ What raises an alert (thresholds in ``Thresholds``):
   ``frozen``): one alert per person, action, project and rule each clock hour, so a client
   that retries cannot flood the queue;
 - ``export_volume``: a project's releases in one UTC day exceed ``releases_per_day`` or their
-  files ``files_per_day``.
+  files ``files_per_day``;
+- ``governance_change``: a project's principal investigator or a dataset's custodian changed
+  (``set_project_pi``, ``transfer_custody``): one alert per change, about ``project:SLUG`` or
+  ``dataset:SLUG``. Until an admin reviews it the project or dataset shows
+  ``flagged_for_review`` (``flagged``).
 
 ``find_alerts`` is the whole decision over a list of events and does no I/O. Every alert has
 a ``key`` naming its occurrence (the triggering event, or the project and day), unique in the
@@ -54,7 +58,13 @@ FAILED_LOGINS = "failed_logins"
 REFUSED_ACCESS = "refused_access"
 BLOCKED_ATTEMPT = "blocked_attempt"
 EXPORT_VOLUME = "export_volume"
-KINDS = (FAILED_LOGINS, REFUSED_ACCESS, BLOCKED_ATTEMPT, EXPORT_VOLUME)
+GOVERNANCE_CHANGE = "governance_change"
+KINDS = (FAILED_LOGINS, REFUSED_ACCESS, BLOCKED_ATTEMPT, EXPORT_VOLUME, GOVERNANCE_CHANGE)
+# the audited changes that are flagged for review, by what they change
+GOVERNED = {
+    "project": Action.SET_PROJECT_PI.value,
+    "dataset": Action.TRANSFER_CUSTODY.value,
+}
 BLOCKING_RULES = frozenset({"sanctioned", "frozen"})
 OUTCOMES = ("benign", "incident")
 SCAN_EVENT = Action.SCAN_ALERTS.value
@@ -242,6 +252,29 @@ def _export_volume(events: Sequence[Event], limits: Thresholds) -> list[Candidat
     return found
 
 
+def _governance_changes(events: Sequence[Event]) -> list[Candidate]:
+    """One alert per successful change of PI or custodian, naming the old and new person."""
+    scopes = {action: scope for scope, action in GOVERNED.items()}
+    found = []
+    for e in events:
+        scope = scopes.get(e.action)
+        if scope is None or e.outcome != "ok":
+            continue
+        # a project's change is audited under the project; a dataset's names it in the detail
+        slug = str((e.project if scope == "project" else e.detail.get("dataset")) or "")
+        detail = {
+            "change": e.action,
+            scope: slug,
+            "before": e.detail.get("before"),
+            "after": e.detail.get("after"),
+            "by": e.actor,
+            "at": format_time(e.at),
+        }
+        key = f"{GOVERNANCE_CHANGE}:{e.seq}"
+        found.append(Candidate(GOVERNANCE_CHANGE, f"{scope}:{slug}", key, detail, e.seq))
+    return found
+
+
 def find_alerts(
     events: Sequence[Event], *, after_seq: int = 0, limits: Thresholds = DEFAULT
 ) -> list[Candidate]:
@@ -253,6 +286,7 @@ def find_alerts(
         *_refused_access(events, limits),
         *_blocked_attempts(events),
         *_export_volume(events, limits),
+        *_governance_changes(events),
     )
     return [c for c in found if c.trigger > after_seq]
 
@@ -292,7 +326,9 @@ def _context_events(session: Session, after_seq: int, limits: Thresholds) -> lis
         .where(
             AuditEvent.at >= format_time(since),
             or_(
-                AuditEvent.action.in_(("login", "start_session", Action.RELEASE_OUTPUT.value)),
+                AuditEvent.action.in_(
+                    ("login", "start_session", Action.RELEASE_OUTPUT.value, *GOVERNED.values())
+                ),
                 AuditEvent.outcome == "refused",
             ),
         )
@@ -398,6 +434,28 @@ def _raise(session: Session, ctx: Context, candidates: Sequence[Candidate]) -> l
         rows.append(row)
     session.flush()
     return rows
+
+
+def flagged(session: Session, scope: str) -> set[str]:
+    """The slugs of the projects (``scope`` "project") or datasets ("dataset") whose PI or
+    custodian changed and no admin has reviewed it yet: an open ``governance_change`` alert,
+    or a change the scanner has not read yet (it is flagged from the moment it is made)."""
+    prefix = f"{scope}:"
+    open_alerts = session.scalars(
+        select(Alert.subject).where(
+            Alert.kind == GOVERNANCE_CHANGE,
+            Alert.reviewed_at.is_(None),
+            Alert.subject.startswith(prefix, autoescape=True),
+        )
+    )
+    unscanned = session.scalars(
+        select(AuditEvent.target).where(
+            AuditEvent.seq > _last_scanned(session),
+            AuditEvent.action == GOVERNED[scope],
+            AuditEvent.outcome == "ok",
+        )
+    )
+    return {s.removeprefix(prefix) for s in open_alerts} | set(unscanned)
 
 
 def list_alerts(ctx: Context, actor: str, *, open_only: bool = True) -> list[AlertView]:

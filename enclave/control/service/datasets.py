@@ -15,6 +15,7 @@ from enclave.control.context import Context
 from enclave.control.errors import Conflict, InvalidInput, RuleViolation
 from enclave.control.models import Dataset, DatasetPurpose, DatasetVariable, Person
 from enclave.control.rules import Action, Role
+from enclave.control.service import alerts
 from enclave.control.service._base import (
     authorize,
     clean_paragraph,
@@ -22,7 +23,7 @@ from enclave.control.service._base import (
     clean_text,
     dataset_row,
     perform,
-    person_row,
+    person_with_role,
     read_as,
     record,
 )
@@ -82,11 +83,7 @@ def register_dataset(
 
     def work(session: Session, me: Person) -> DatasetView:
         authorize(me, Action.REGISTER_DATASET)
-        keeper = person_row(session, custodian)
-        if Role.DATA_CUSTODIAN not in keeper.role_names:
-            raise RuleViolation(
-                f"{keeper.email} does not hold the role data_custodian", rule="role_required"
-            )
+        keeper = person_with_role(session, custodian, Role.DATA_CUSTODIAN)
         if Role.ADMIN not in me.role_names and keeper.id != me.id:
             raise RuleViolation(
                 "a custodian may register only datasets in their own custody", rule="custodian_only"
@@ -127,12 +124,51 @@ def register_dataset(
     return perform(ctx, actor, Action.REGISTER_DATASET, work, target=slug)
 
 
+def transfer_custody(
+    ctx: Context, actor: str, dataset: str, new_custodian: str, reason: str
+) -> DatasetView:
+    """Hand ``dataset`` to ``new_custodian`` (who must hold the data_custodian role; admins
+    only). From then on the new custodian decides its grants, versions and egress. Audited
+    with the old and new custodian; the change raises a ``governance_change`` alert and the
+    dataset shows ``flagged_for_review`` until an admin reviews it. Handing it to its
+    current custodian is refused (``no_change``)."""
+    why = clean_text(reason, "reason", 500)
+
+    def work(session: Session, me: Person) -> DatasetView:
+        authorize(me, Action.TRANSFER_CUSTODY)
+        data = dataset_row(session, dataset)
+        keeper = person_with_role(session, new_custodian, Role.DATA_CUSTODIAN)
+        if data.custodian_id == keeper.id:
+            raise Conflict(
+                f"{keeper.email} is already the custodian of {dataset}", rule="no_change"
+            )
+        before = data.custodian.email
+        data.custodian_id = keeper.id
+        session.flush()
+        session.refresh(data, ["custodian"])
+        record(
+            session,
+            ctx,
+            me,
+            Action.TRANSFER_CUSTODY,
+            target=data.slug,
+            dataset=data.slug,
+            before=before,
+            after=keeper.email,
+            reason=why,
+        )
+        return dataset_view(data, flagged=data.slug in alerts.flagged(session, "dataset"))
+
+    return perform(ctx, actor, Action.TRANSFER_CUSTODY, work, target=dataset)
+
+
 def get_dataset(ctx: Context, actor: str, slug: str) -> DatasetView:
     """One dataset, with its variables (roles allowed to LIST_DATASETS)."""
 
     def work(session: Session, me: Person) -> DatasetView:
         authorize(me, Action.LIST_DATASETS)
-        return dataset_view(dataset_row(session, slug))
+        flagged = slug in alerts.flagged(session, "dataset")
+        return dataset_view(dataset_row(session, slug), flagged=flagged)
 
     return read_as(ctx, actor, Action.LIST_DATASETS, work, target=slug)
 
@@ -142,6 +178,8 @@ def list_datasets(ctx: Context, actor: str) -> list[DatasetView]:
 
     def work(session: Session, me: Person) -> list[DatasetView]:
         authorize(me, Action.LIST_DATASETS)
-        return [dataset_view(d) for d in session.scalars(select(Dataset).order_by(Dataset.slug))]
+        marked = alerts.flagged(session, "dataset")
+        rows = session.scalars(select(Dataset).order_by(Dataset.slug))
+        return [dataset_view(d, flagged=d.slug in marked) for d in rows]
 
     return read_as(ctx, actor, Action.LIST_DATASETS, work)

@@ -22,7 +22,7 @@ from enclave.control.db import transaction
 from enclave.control.errors import AuthenticationFailed, PermissionDenied
 from enclave.control.models import AuditEvent, Person
 from enclave.control.service._base import record
-from enclave.control.service.people import authenticate
+from enclave.control.service.people import authenticate, vouched_login
 from enclave.control.service.standing import check_not_sanctioned, person_standing_of
 from enclave.control.views import PersonView, person_view
 
@@ -75,6 +75,15 @@ def login(
             record(session, ctx, address, "login", outcome="refused", reason=LOCKED_REASON)
         raise AuthenticationFailed("email, password or code not accepted", rule="login_locked")
     person = authenticate(ctx, email, password, totp_code)
+    standing_refusal(ctx, person)
+    return person
+
+
+def vouched_login_in_standing(ctx: Context, username: str | None, *, method: str) -> PersonView:
+    """``people.vouched_login`` (an identity provider has authenticated ``username``), then
+    the standing a password login needs too: a sanctioned person, or one whose organisation's
+    assurance lapsed, is refused (``standing_refusal``)."""
+    person = vouched_login(ctx, username, method=method)
     standing_refusal(ctx, person)
     return person
 

@@ -23,7 +23,7 @@ from enclave.control.errors import (
 )
 from enclave.control.models import Grant, Membership, Person, Project
 from enclave.control.rules import PURPOSES, TRANSITIONS, Action, GrantState, ProjectState, Role
-from enclave.control.service import compliance, session_stop
+from enclave.control.service import alerts, compliance, session_stop
 from enclave.control.service._base import (
     authorize,
     clean_paragraph,
@@ -32,6 +32,7 @@ from enclave.control.service._base import (
     load_actor,
     parse_date,
     perform,
+    person_with_role,
     project_row,
     read_as,
     record,
@@ -117,8 +118,10 @@ def create_project(
     disclosure: Mapping[str, Any] | None = None,
     ethics_expires_on: date | str | None = None,
     dsa_expires_on: date | str | None = None,
+    pi: str | None = None,
 ) -> ProjectView:
     """Propose a project (state ``proposed``). Raises InvalidInput for bad dates or purpose.
+    ``pi``: the principal investigator's email (a researcher, ``role_required`` otherwise).
 
     The ethics and DSA references given become compliance records (``service.compliance``)
     valid from the start date until ``ethics_expires_on`` / ``dsa_expires_on``, by default
@@ -152,8 +155,10 @@ def create_project(
             raise InvalidInput("invalid dates: end_date is in the past", rule="invalid_date")
         if session.scalar(select(Project.id).where(Project.slug == fields["slug"])):
             raise Conflict(f"a project {fields['slug']!r} already exists", rule="duplicate_slug")
+        investigator = person_with_role(session, pi, Role.RESEARCHER) if pi else None
         project = Project(
             **fields,
+            pi_id=investigator.id if investigator else None,
             start_date=start,
             end_date=end,
             state=ProjectState.PROPOSED.value,
@@ -178,10 +183,47 @@ def create_project(
             end_date=end.isoformat(),
             disclosure=overrides,
             compliance=items,
+            **({"pi": investigator.email} if investigator else {}),
         )
         return project_view(project)
 
     return perform(ctx, actor, Action.CREATE_PROJECT, work, target=slug, project=slug)
+
+
+def set_project_pi(ctx: Context, actor: str, project: str, email: str, reason: str) -> ProjectView:
+    """Name ``email`` (a researcher) the project's principal investigator, replacing any
+    (admins only). Audited with the old and new PI; the change raises a
+    ``governance_change`` alert and the project shows ``flagged_for_review`` until an admin
+    reviews it. Naming the current PI again is refused (``no_change``)."""
+    why = _require_reason(reason)
+
+    def work(session: Session, me: Person) -> ProjectView:
+        authorize(me, Action.SET_PROJECT_PI)
+        row = project_row(session, project)
+        investigator = person_with_role(session, email, Role.RESEARCHER)
+        if row.pi_id == investigator.id:
+            raise Conflict(
+                f"{investigator.email} is already the principal investigator of {project}",
+                rule="no_change",
+            )
+        before = row.pi.email if row.pi is not None else None
+        row.pi_id = investigator.id
+        session.flush()
+        session.refresh(row, ["pi"])
+        record(
+            session,
+            ctx,
+            me,
+            Action.SET_PROJECT_PI,
+            target=project,
+            project=project,
+            before=before,
+            after=investigator.email,
+            reason=why,
+        )
+        return project_view(row, flagged=project in alerts.flagged(session, "project"))
+
+    return perform(ctx, actor, Action.SET_PROJECT_PI, work, target=project, project=project)
 
 
 def _compliance_records(
@@ -427,7 +469,7 @@ def get_project(ctx: Context, actor: str, slug: str) -> ProjectView:
         if visible is not None and project.id not in visible:
             # The same answer as for a missing project: do not reveal which slugs exist.
             raise NotFound(f"unknown project {slug!r}", rule="unknown_project")
-        return project_view(project)
+        return project_view(project, flagged=slug in alerts.flagged(session, "project"))
 
     return read_as(ctx, actor, Action.LIST_PROJECTS, work, target=slug, project=slug)
 
@@ -443,6 +485,11 @@ def list_projects(ctx: Context, actor: str, *, state: str | None = None) -> list
             query = query.where(Project.state == state)
         visible = _visible_ids(session, me)
         rows = session.scalars(query).all()
-        return [project_view(p) for p in rows if visible is None or p.id in visible]
+        marked = alerts.flagged(session, "project")
+        return [
+            project_view(p, flagged=p.slug in marked)
+            for p in rows
+            if visible is None or p.id in visible
+        ]
 
     return read_as(ctx, actor, Action.LIST_PROJECTS, work)

@@ -21,6 +21,7 @@ from enclave.control.web.jsonview import plain
 from enclave.control.web.security import public
 from enclave.control.web.state import context
 from output_checker.queue import service
+from output_checker.queue.service import signoffs
 from output_checker.queue.views import (
     ActivityEntry,
     CommentView,
@@ -252,6 +253,27 @@ def comment(request_id: UUID) -> ResponseReturnValue:
 def make_public(request_id: UUID, comment_id: UUID) -> ResponseReturnValue:
     made = service.make_comment_public(context(), _actor(), str(request_id), str(comment_id))
     return one(made)
+
+
+@bp.post("/requests/<uuid:request_id>/signoff")
+@operation(
+    "A dataset custodian's (or delegate's) sign-off on releasing the request's outputs "
+    "derived from their dataset: approve, or refuse with a reason",
+    signoffs.SignoffView,
+    body="SignoffCast",
+    status=201,
+)
+def sign_off(request_id: UUID) -> ResponseReturnValue:
+    data = body("SignoffCast")
+    cast = signoffs.sign_off(
+        context(),
+        _actor(),
+        str(request_id),
+        dataset=data["dataset"],
+        decision=data["decision"],
+        reason=data.get("reason", ""),
+    )
+    return one(cast, 201)
 
 
 @bp.post("/requests/<uuid:request_id>/return")

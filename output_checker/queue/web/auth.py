@@ -20,7 +20,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask.typing import ResponseReturnValue
 
 from enclave.control.errors import AuthenticationFailed
-from enclave.control.service import login_guard, people
+from enclave.control.service import login_guard
 from enclave.control.web.auth import logout, refusal
 from enclave.control.web.forms import field
 from enclave.control.web.security import public, safe_next, start_session
@@ -94,7 +94,9 @@ def oauth_callback() -> ResponseReturnValue:
     if not matches or not code:
         raise AuthenticationFailed("the login did not complete: start again", rule="oauth_state")
     token = client.token_for_code(code, code_verifier=str(verifier))
-    person = people.vouched_login(context(), client.username_for_token(token), method="hub_oauth")
+    person = login_guard.vouched_login_in_standing(
+        context(), client.username_for_token(token), method="hub_oauth"
+    )
     start_session(person)
     flash(f"Logged in as {person.name}.", "ok")
     return redirect(safe_next(str(target or "")) or url_for("requests.overview"), code=303)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from enclave.control.web.contract import ApiContract, json_object
+from output_checker.queue.service.signoffs import SignoffView
 from output_checker.queue.views import (
     ActivityEntry,
     CommentView,
@@ -58,6 +59,12 @@ REQUEST_SCHEMAS: Mapping[str, dict[str, Any]] = {
     "VoteCast": json_object(
         ["choice"], choice={"enum": ["approve", "request_changes"]}, comment=_COMMENT
     ),
+    "SignoffCast": json_object(
+        ["dataset", "decision"],
+        dataset={"type": "string", "maxLength": 64},
+        decision={"enum": ["approve", "refuse"]},
+        reason=_COMMENT,
+    ),
     "OptionalComment": json_object([], comment=_COMMENT),
     "ReleaseComment": json_object(["comment"], comment=_text(20_000, 1)),
     "Reason": json_object(["reason"], reason=_text(20_000, 1)),
@@ -94,6 +101,7 @@ RESPONSE_VIEWS: tuple[type[Any], ...] = (
     CommentView,
     ReleaseView,
     ActivityEntry,
+    SignoffView,
 )
 # The checkers' open reviews (not a view).
 LOAD = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}

@@ -9,6 +9,7 @@ import pytest
 
 import enclave.analysis as ea
 from enclave.analysis import AnalysisError, Session
+from output_checker.parameters import Parameters
 from output_checker.status import Status
 from tests.enclave.analysis.conftest import PROJECT, Echo
 
@@ -107,3 +108,22 @@ def test_entity_from_the_dataset_counts_people_not_rows(session: Session) -> Non
     cell = record["cells"][0]
     assert cell["evidence"]["n_entities"] * 5 == cell["evidence"]["n_rows"]
     assert table.notna().all().all()
+
+
+def test_record_level_outputs_are_held_to_the_microdata_policy(data_dir: Path) -> None:
+    people = pd.DataFrame({"sex": ["F", "M"] * 30, "area": ["AB"] * 59 + ["ZZ"]})
+    strict = Parameters().tightened(quasi_identifiers=["sex", "area"])
+    session = Session(PROJECT, data_dir / "records", parameters=strict, quiet=True)
+    verdict = session.record_level_output(people, "one row per person")
+    assert verdict.startswith("fail") and "1 record(s) violate 5-anonymity" in verdict
+    refused = session.outputs.get("output_0")
+    assert refused.status is Status.FAIL and refused.comments == ("one row per person",)
+    assert refused.files[0].data == people.to_csv(index=False).encode()
+    safe = people.assign(area="AB")
+    assert session.record_level_output(safe).startswith("review")
+    assert session.outputs.get("output_1").status is Status.REVIEW
+    # without declared quasi-identifiers nothing record-level can be measured, so nothing leaves
+    plain = Session(PROJECT, data_dir / "plain", quiet=True)
+    assert "declares no quasi-identifiers" in plain.record_level_output(safe)
+    with pytest.raises(AnalysisError, match="non-empty DataFrame"):
+        plain.record_level_output(pd.DataFrame())

@@ -84,6 +84,7 @@ def build_enclave(root: Path) -> JusticeEnclave:
             ingest_delivery(
                 ctx, ADMIN, zones, synth / "deliveries" / source, custodian=CUSTODIAN,
                 purposes=["social_research"],
+                unregistered_input=True,  # generated test data
             )  # fmt: skip
         settings = dataclasses.replace(settings_for(load_sources(zones)), u_max_pairs=2e5)
         run_linkage(zones, settings=settings)

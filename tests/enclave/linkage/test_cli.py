@@ -298,6 +298,7 @@ def test_synth_then_ingest_run_and_extract_errors(
         "--purpose",
         "social_research",
         "--quiet",
+        "--unregistered-input",
     ]
     for source in ("health", "education"):
         assert main(["link", "ingest", str(synth / "deliveries" / source), *common]) == 0

@@ -24,8 +24,9 @@ PURPOSES = ["health_research", "social_research"]
 
 def ingest(ctx: Context, world: World, zones: Zones, folder: Path) -> object:
     return ingest_delivery(
-        ctx, world.admin, zones, folder, custodian=world.custodian, purposes=PURPOSES
-    )
+        ctx, world.admin, zones, folder, custodian=world.custodian, purposes=PURPOSES,
+        unregistered_input=True,  # generated test data: the approval rule is test_ingest_approval's
+    )  # fmt: skip
 
 
 def stored_files(zones: Zones) -> list[Path]:

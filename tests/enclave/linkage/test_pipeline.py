@@ -7,6 +7,8 @@ nothing, in particular not to another project's."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import pytest
 from enclave.control.context import Context
 from enclave.control.db import make_engine, upgrade
 from enclave.control.service import grants, projects
+from enclave.control.service.microdata_policy import set_microdata_policy
 from enclave.linkage.deliveries import write_synthetic
 from enclave.linkage.errors import KeyUnavailable, LinkageError
 from enclave.linkage.extracts import PERSON, build_extract
@@ -31,6 +34,8 @@ from enclave.linkage.pseudonyms import pseudonyms
 from enclave.linkage.schemas import SCHEMAS
 from enclave.linkage.zones import Zones
 from enclave.synth.ministries import MINISTRIES, MinistryData, generate_ministries
+from output_checker.microdata.recipe import Step
+from output_checker.microdata.risk.frequencies import frequencies
 from tests.enclave.control.factories import FakeClock, World, make_world, propose
 
 MASTER = bytes(range(32))
@@ -87,6 +92,7 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installat
             root / "synth" / "deliveries" / source,
             custodian=world.custodian,
             purposes=["social_research"],
+            unregistered_input=True,  # generated test data
         )
     settings = dataclasses.replace(settings_for(load_sources(zones)), u_max_pairs=2e5)
     truth = data.truth_links.rename(columns={"person_id": "entity"})
@@ -99,6 +105,7 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installat
         root / "synth" / "deliveries" / "service_provider",
         custodian=world.custodian,
         purposes=["social_research"],
+        unregistered_input=True,  # generated test data
     )
     cohort = link_cohort(zones, "service_provider")
     extracts = {}
@@ -271,3 +278,69 @@ def test_mappings_are_logged_without_ids(installation: Installation) -> None:
     assert len(log) >= 2
     assert all("person_id" not in line and "record_key" not in line for line in log)
     assert Path(installation.zones.linkage).stat().st_mode & 0o077 == 0
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+DEMOGRAPHICS_QI = ["birth_year", "sex", "postcode_area"]
+
+
+def test_every_extract_table_is_k_anonymous_per_person_and_reported(
+    installation: Installation,
+) -> None:
+    ctx, world = installation.ctx, installation.world
+    make_project(ctx, world, "reported")  # its own: other tests close alpha's
+    folder = build_extract(
+        ctx, world.admin, installation.zones, "reported", master_key=MASTER,
+        custodian=world.custodian,
+    ).directory  # fmt: skip
+    manifest = json.loads((folder / "manifest.json").read_text())
+    listed = manifest["disclosure_risk"]
+    assert _sha(folder / listed["file"]) == listed["sha256"]
+    tables = {t["dataset"]: t for t in json.loads((folder / listed["file"]).read_text())["tables"]}
+    demo = tables["health-demographics"]
+    assert sorted(demo["quasi_identifiers"]) == sorted(DEMOGRAPHICS_QI) and demo["k"] == 5
+    assert demo["after"]["not_k_anonymous"]["5"] == 0
+    frame = pd.read_parquet(folder / "health-demographics.parquet")
+    units = frame[[PERSON, *DEMOGRAPHICS_QI]].drop_duplicates()
+    assert frequencies(units[DEMOGRAPHICS_QI]).fk.min() >= 5  # sdcMicro's fk, NA as wildcard
+    # new suppressions: at most the values missing now (some were missing in the source)
+    assert 0 < sum(demo["suppressed"].values()) <= int(units[DEMOGRAPHICS_QI].isna().sum().sum())
+    page = listed["reports"]["health-demographics"]
+    html = (folder / page["file"]).read_text()
+    assert _sha(folder / page["file"]) == page["sha256"]
+    assert "data:image/png;base64," in html and "birth_year" in html
+    assert not any(pseudonym in html for pseudonym in frame[PERSON].head(200))
+
+
+def test_the_custodians_policy_and_a_treatment_shape_the_extract(
+    installation: Installation,
+) -> None:
+    ctx, world = installation.ctx, installation.world
+    make_project(ctx, world, "treated")
+    set_microdata_policy(ctx, world.custodian, "health-demographics", k=20, max_global_risk=1e-4)
+    decades = Step(
+        "global_recode", {"variable": "birth_year", "breaks": list(range(1900, 2040, 10))}
+    )
+    try:
+        result = build_extract(
+            ctx, world.admin, installation.zones, "treated", master_key=MASTER,
+            custodian=world.custodian, treatments={"health-demographics": (decades,)},
+        )  # fmt: skip
+    finally:
+        set_microdata_policy(ctx, world.custodian, "health-demographics", k=5, max_global_risk=1e-4)
+    risk = next(r for r in result.risks if r.dataset == "health-demographics")
+    assert risk.k == 20 and risk.steps[0].startswith("global_recode")
+    frame = pd.read_parquet(result.directory / "health-demographics.parquet")
+    years = frame["birth_year"].dropna().astype(str)
+    assert years.str.fullmatch(r"\(\d{4},\d{4}\]").all()  # decades, not years
+    units = frame[[PERSON, *DEMOGRAPHICS_QI]].drop_duplicates()
+    assert frequencies(units[DEMOGRAPHICS_QI]).fk.min() >= 20
+    income = Step("top_bottom_code", {"variable": "income", "value": 1, "replacement": 1})
+    with pytest.raises(LinkageError, match="treatment refused"):
+        build_extract(
+            ctx, world.admin, installation.zones, "treated", master_key=MASTER,
+            treatments={"health-demographics": (income,)},
+        )  # fmt: skip

@@ -1,15 +1,16 @@
 """Admin pages for grants: list, request (admins), approve or reject (the dataset's
-custodian), revoke."""
+custodian, who first sees the disclosure risk the grant would bring), revoke."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from uuid import UUID
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from enclave.control.service import grants
+from enclave.control.service.microdata_policy import microdata_policies
 from enclave.control.web.actions import GRANT_DECISIONS
 from enclave.control.web.forms import act, actor, field, split_list
 from enclave.control.web.state import context
@@ -46,6 +47,37 @@ def request_grant() -> ResponseReturnValue:
         done=lambda grant: (
             f"Requested {grant.dataset} for {grant.project}: the dataset's custodian decides."
         ),
+    )
+
+
+# The report is a self-contained page: inline styles and data: images, and no script at all.
+REPORT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+
+@bp.get("/<uuid:grant_id>/risk")
+def risk(grant_id: UUID) -> ResponseReturnValue:
+    """The disclosure-risk report of what the grant would put in the project's extract,
+    for the custodian deciding it (or an admin): the dataset's microdata policy applied to
+    the granted quasi-identifiers (``enclave.linkage.extracts.preview_grant_risk``)."""
+    from enclave.linkage.errors import LinkageError
+    from enclave.linkage.extracts import preview_grant_risk
+    from enclave.linkage.zones import Zones
+
+    ctx = context()
+    grant = grants.get_grant(ctx, actor(), str(grant_id))
+    target = microdata_policies(ctx, [grant.dataset])[grant.dataset]
+    try:
+        report = preview_grant_risk(Zones(ctx.data_dir), grant, target).report
+    except LinkageError as error:
+        return render_template("error.html", message=str(error)), 409
+    if not report:
+        message = "the granted variables hold no quasi-identifier: nothing to measure"
+        return render_template("error.html", message=message), 200
+    return Response(
+        report, mimetype="text/html", headers={"Content-Security-Policy": REPORT_POLICY}
     )
 
 

@@ -4,6 +4,8 @@ custodian (and delegates) only, works with its CSRF token, and refuses anyone el
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask.testing import FlaskClient
 
 from enclave.control.context import Context
@@ -61,3 +63,22 @@ def test_nobody_else_can_sign_off_through_the_form(ctx: Context, qw: QueueWorld,
         assert answer.status_code in (303, 403), intruder
     (shown,) = signoffs.egress_status(ctx, qw.checker_a, rid).datasets
     assert shown.state is SignoffState.PENDING and shown.approved_by == ()
+
+
+def test_the_json_api_takes_the_custodians_sign_off_and_refuses_others(
+    ctx: Context, qw: QueueWorld, client: FlaskClient, bearer: Callable[[str], dict[str, str]]
+) -> None:
+    rid = _reviewed(ctx, qw)
+    url = f"/api/v1/requests/{rid}/signoff"
+    cast = {"dataset": DATASET, "decision": "refuse", "reason": "the table names a small area"}
+    for intruder in (qw.author, qw.checker_a):
+        answer = client.post(url, json=cast, headers=bearer(intruder))
+        assert answer.status_code == 403, intruder
+    assert (
+        client.post(url, json={"dataset": DATASET}, headers=bearer(qw.custodian)).status_code == 400
+    )
+    done = client.post(url, json=cast, headers=bearer(qw.custodian))
+    assert done.status_code == 201, done.get_data(as_text=True)
+    assert done.get_json()["decision"] == "refuse" and done.get_json()["signer"] == qw.custodian
+    schema = client.get("/api/v1/openapi.json").get_json()
+    assert "/api/v1/requests/{request_id}/signoff" in schema["paths"]

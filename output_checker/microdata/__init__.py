@@ -1,0 +1,1 @@
+"""Microdata disclosure-risk measures and anonymisation methods (an sdcMicro alternative)."""

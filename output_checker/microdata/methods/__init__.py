@@ -1,0 +1,1 @@
+"""Anonymisation methods that return modified copies of microdata."""

@@ -1,0 +1,1 @@
+"""Tests of the microdata risk measures and anonymisation methods."""
