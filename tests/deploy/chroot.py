@@ -152,7 +152,8 @@ def _digest(paths: list[Path]) -> str:
 
 
 def _sources() -> list[Path]:
-    files = [REPO / "pyproject.toml", REPO / "README.md"]
+    # and the data files pyproject.toml installs beside the packages
+    files = [REPO / "pyproject.toml", REPO / "README.md", REPO / "docs" / "analysis.md"]
     for package in PACKAGES:
         files += (p for p in (REPO / package).rglob("*") if p.is_file() and _shipped(p))
     return sorted(files)

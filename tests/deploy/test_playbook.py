@@ -198,6 +198,10 @@ def test_units_are_installed_unchanged_and_enabled(applied: Applied) -> None:
         assert (system / unit).read_text() == (DEPLOY / "systemd" / unit).read_text()
         assert (system / "multi-user.target.wants" / unit).is_symlink()
     assert (system / "timers.target.wants/enclave-backup.timer").is_symlink()
+    for unit in ("enclave-alerts.service", "enclave-alerts.timer"):
+        assert (system / unit).read_text() == (DEPLOY / "systemd" / unit).read_text()
+    assert (system / "timers.target.wants/enclave-alerts.timer").is_symlink()
+    assert not (system / "multi-user.target.wants/enclave-alerts.service").exists()
     backup = (system / "enclave-backup.service").read_text()
     assert "/opt/enclave/venv/bin/enclave backup create --to" in backup
 
@@ -299,6 +303,9 @@ def test_the_enclave_is_installed_from_the_wheelhouse_and_its_commands_run(
     assert {(name, str(version)) for name, version in offered} <= installed
     extra = {name for name, _ in installed} - {name for name, _ in offered}
     assert extra <= {"pip", "setuptools"}, extra
+    # the analysis guide comes with the package, where sessions are shown it (SATRE 2.1.05)
+    guide = applied.root / VENV.lstrip("/") / "share/enclave/analysis.md"
+    assert guide.read_text() == (DEPLOY.parent / "docs" / "analysis.md").read_text()
 
 
 def test_the_migrations_ran_and_the_schemas_are_at_their_newest_revision(

@@ -109,8 +109,15 @@ def _one_variable(
     n_missing = np.bincount(group[is_missing], minlength=n_groups)
     keep = ~is_missing
     width = np.int64(codes.max() + 1) if len(codes) else np.int64(1)
-    pairs, freq = np.unique(group[keep] * width + codes[keep], return_counts=True)
-    pair_group = pairs // width  # sorted by group, as np.unique sorts the pair codes
+    pair_codes = group[keep] * width + codes[keep]
+    if n_groups * width <= 4 * len(codes) + 1024:
+        # Few (group, category) combinations: counting beats sorting.
+        table = np.bincount(pair_codes, minlength=n_groups * width)
+        pairs = np.flatnonzero(table)
+        freq = table[pairs]
+    else:
+        pairs, freq = np.unique(pair_codes, return_counts=True)
+    pair_group = pairs // width  # ascending pair codes: sorted by group
     n_cat = np.bincount(pair_group, minlength=n_groups)
 
     with_missing = (n_missing > 0) & (n_cat > 0)

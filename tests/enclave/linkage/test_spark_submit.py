@@ -76,7 +76,8 @@ def test_spark_submit_job_links_like_duckdb(
     for source in MINISTRIES:
         enclave(
             "link", "ingest", str(synth / "deliveries" / source), "--as", ADMIN,
-            "--custodian", CUSTODIAN, "--purpose", "social_research", "--quiet", "--unregistered-input",
+            "--custodian", CUSTODIAN, "--purpose", "social_research", "--quiet",
+            "--unregistered-input",
         )  # fmt: skip
     truth = synth / "truth" / "links.csv"
     capsys.readouterr()

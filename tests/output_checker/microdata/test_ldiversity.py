@@ -147,6 +147,21 @@ def test_matches_plain_per_group_loop(seed: int, c: float) -> None:
     assert res["s_Entropy_Ldiversity"].iloc[0] == 1.0
 
 
+def test_many_groups_and_categories_match_the_loop() -> None:
+    # many (group, category) pairs: the sorting path rather than the counting one
+    rng = np.random.default_rng(11)
+    n = 3000
+    keys = pd.DataFrame({"a": rng.integers(0, 300, n), "b": rng.integers(0, 4, n)})
+    sens = pd.Series(rng.normal(size=n).round(1), name="s")
+    sens[rng.random(n) < 0.2] = np.nan
+    for c in (2.0, 0.9):
+        res = ldiversity(keys, sens, l_recurs_c=c)
+        distinct, entropy, recursive = _replica(keys, sens, c, -999.0)
+        assert res["s_Distinct_Ldiversity"].tolist() == distinct
+        assert res["s_Entropy_Ldiversity"].to_numpy() == pytest.approx(entropy, rel=1e-12)
+        assert res["s_Recursive_Ldiversity"].tolist() == recursive
+
+
 def test_missing_code_rule() -> None:
     keys = pd.DataFrame({"k": [1] * 6})
     # categories 5 (x3), 6 (x1) and the missing code twice
