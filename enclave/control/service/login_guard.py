@@ -21,6 +21,7 @@ from enclave.control.context import Context
 from enclave.control.db import transaction
 from enclave.control.errors import AuthenticationFailed, PermissionDenied
 from enclave.control.models import AuditEvent, Person
+from enclave.control.rules import Action
 from enclave.control.service._base import record
 from enclave.control.service.people import authenticate, vouched_login
 from enclave.control.service.standing import check_not_sanctioned, person_standing_of
@@ -35,22 +36,49 @@ LOGIN_STANDING = ("sanctioned", "organisation_assurance")
 
 
 def recent_failures(ctx: Context, email: str, *, window: timedelta = WINDOW) -> int:
-    """Refused logins of ``email`` within ``window``, after its last successful login."""
+    """Refused logins of ``email`` within ``window``, after its last successful login, and the
+    wrong authenticator codes given meanwhile to get a privileged token (``mfa_failed``): a
+    code guessed there is a code guessed."""
     address = (email or "").strip().lower()[:320]
     since = format_time(ctx.now() - window)  # ISO UTC strings sort like the times they name
     query = (
-        select(AuditEvent.outcome, AuditEvent.detail)
-        .where(AuditEvent.action == "login", AuditEvent.actor == address, AuditEvent.at >= since)
+        select(AuditEvent.action, AuditEvent.outcome, AuditEvent.detail)
+        .where(
+            AuditEvent.action.in_(("login", Action.ISSUE_TOKEN.value)),
+            AuditEvent.actor == address,
+            AuditEvent.at >= since,
+        )
         .order_by(AuditEvent.seq)
     )
     failures = 0
     with transaction(ctx.engine, readonly=True) as session:
-        for outcome, detail in session.execute(query):
-            if outcome != "refused":
+        for action, outcome, detail in session.execute(query):
+            facts = json.loads(detail)
+            if action != "login":
+                failures += outcome == "refused" and facts.get("rule") == "mfa_failed"
+            elif outcome != "refused":
                 failures = 0
-            elif json.loads(detail).get("reason") != LOCKED_REASON:
+            elif facts.get("reason") != LOCKED_REASON:
                 failures += 1
     return failures
+
+
+def refuse_if_locked(
+    ctx: Context,
+    email: str,
+    action: str,
+    *,
+    max_failures: int = MAX_FAILURES,
+    window: timedelta = WINDOW,
+) -> None:
+    """AuthenticationFailed (``login_locked``, audited as a refused ``action``) once ``email``
+    had ``max_failures`` failures within ``window`` (``recent_failures``)."""
+    address = (email or "").strip().lower()[:320]
+    if recent_failures(ctx, address, window=window) < max_failures:
+        return
+    with transaction(ctx.engine) as session:
+        record(session, ctx, address, action, outcome="refused", reason=LOCKED_REASON)
+    raise AuthenticationFailed("email, password or code not accepted", rule="login_locked")
 
 
 def login(
@@ -69,11 +97,7 @@ def login(
     the right credentials, a sanctioned person or one whose organisation's assurance lapsed
     is refused too, with the reason and the standing rule (``standing_refusal``).
     """
-    address = (email or "").strip().lower()[:320]
-    if recent_failures(ctx, address, window=window) >= max_failures:
-        with transaction(ctx.engine) as session:
-            record(session, ctx, address, "login", outcome="refused", reason=LOCKED_REASON)
-        raise AuthenticationFailed("email, password or code not accepted", rule="login_locked")
+    refuse_if_locked(ctx, email, "login", max_failures=max_failures, window=window)
     person = authenticate(ctx, email, password, totp_code)
     standing_refusal(ctx, person)
     return person

@@ -30,6 +30,7 @@ from enclave.control.service._base import (
     read_as,
     record,
 )
+from enclave.control.service.login_guard import refuse_if_locked
 from enclave.control.views import IssuedToken, PersonView, TokenView, person_view, token_view
 
 MAX_LIFETIME = timedelta(days=365)
@@ -57,8 +58,12 @@ def issue_token(
     (AuthenticationFailed: ``mfa_required``, ``mfa_not_enrolled``, ``mfa_failed``), and a
     lifetime above ``PRIVILEGED_MAX_LIFETIME`` is refused (``privileged_token_lifetime``; the
     default is capped to it). A code given for anyone else is checked all the same. The audit
-    event says how the second factor was proven (``mfa``: ``totp`` or ``none``)."""
+    event says how the second factor was proven (``mfa``: ``totp`` or ``none``). Wrong codes
+    count toward the actor's login lockout, and a locked-out actor gets no token
+    (``login_locked``)."""
     name = clean_text(label, "label", 100)
+    if totp:  # codes guessed here count toward the login lockout, and it holds here too
+        refuse_if_locked(ctx, actor, Action.ISSUE_TOKEN.value)
     span = lifetime or ctx.token_lifetime
     if not timedelta(minutes=1) <= span <= MAX_LIFETIME:
         raise InvalidInput("a token lives between one minute and 365 days", rule="token_lifetime")

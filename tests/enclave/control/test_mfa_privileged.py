@@ -135,6 +135,29 @@ def test_an_admin_token_needs_a_right_code(ctx: Context, world: World, code: str
     assert tokens.list_tokens(ctx, world.admin) == []
 
 
+def test_codes_guessed_for_tokens_count_toward_the_login_lockout(
+    ctx: Context, world: World
+) -> None:
+    """The attack: guess authenticator codes through token requests instead of the login
+    form. Each wrong code counts; after five the right code gets neither a token nor a login."""
+    people.set_password(ctx, world.admin, world.admin, PASSWORD)
+    secret = people.enrol_totp(ctx, world.admin, world.admin).secret
+    right = pyotp.TOTP(secret).at(ctx.now())
+    wrong = [f"{n:06d}" for n in range(1, 7) if f"{n:06d}" != right][: login_guard.MAX_FAILURES]
+    for code in wrong:
+        with pytest.raises(AuthenticationFailed, match="wrong or was used"):
+            _issue(ctx, world.admin, world.admin, totp=code)
+    assert login_guard.recent_failures(ctx, world.admin) == login_guard.MAX_FAILURES
+    with pytest.raises(AuthenticationFailed) as locked:
+        _issue(ctx, world.admin, world.admin, totp=right)
+    assert locked.value.rule == "login_locked"
+    assert audit_tail(ctx) == [("issue_token", "refused", "")]  # recorded as locked out
+    with pytest.raises(AuthenticationFailed) as login:
+        login_guard.login(ctx, world.admin, PASSWORD, right)
+    assert login.value.rule == "login_locked"
+    assert tokens.list_tokens(ctx, world.admin) == []
+
+
 def test_the_code_of_the_login_cannot_be_replayed_for_a_token(
     ctx: Context, world: World, clock: FakeClock
 ) -> None:
