@@ -17,6 +17,7 @@ import pytest
 import requests
 import websocket
 from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from enclave.hub.pixels_door import XPRA_WWW
 from tests.browser import browser_fixture, debian_packages
@@ -52,13 +53,19 @@ def session(hub: SandboxHub) -> dict[str, Any]:
 
 
 def _login(context: BrowserContext, hub: SandboxHub, user: str) -> Page:
+    """The hub's login form, filled and sent until the hub has moved on from it (a form sent
+    while the page is still settling is sometimes dropped by the browser)."""
     page = context.new_page()
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", "any")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/**", timeout=30_000)
-    return page
+    for _ in range(3):
+        page.goto(f"{hub.url}/hub/login")
+        page.wait_for_load_state("networkidle")
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", "any")
+        page.click("input[type=submit], button[type=submit]")
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_url(lambda url: "/hub/login" not in url, timeout=15_000)
+            return page
+    raise AssertionError(f"the hub did not log {user} in: {page.content()[-2000:]}")
 
 
 def _wait(what: str, ready: Any, timeout: float) -> None:
