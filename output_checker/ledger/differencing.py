@@ -25,6 +25,7 @@ from scipy import sparse
 
 from output_checker.errors import InputError
 from output_checker.ledger.aggregates import Aggregates, CellRef, Quantity, stack
+from output_checker.ledger.null_space import implied_rows
 from output_checker.ledger.ratios import denominator_rows, resolve_ratios, with_numerators
 
 IntArray = npt.NDArray[np.int64]
@@ -66,21 +67,25 @@ class DifferencingFinding:
 
 @dataclass(frozen=True)
 class IndexedRows:
-    """Rows prepared for the check: their entity-major 0/1 pattern (entities × rows) and
-    sizes, ratios resolved among themselves. Preparing the released ledger costs O(nnz); do
-    it once per release, not per check."""
+    """Rows prepared for the checks: their entity-major 0/1 pattern (entities × rows), sizes,
+    which rows the others imply (:func:`~output_checker.ledger.null_space.implied_rows`),
+    ratios resolved among themselves. Preparing the released ledger costs O(nnz); do it once
+    per release, not per check."""
 
     aggregates: Aggregates
     by_entity: sparse.csr_matrix
     size: IntArray
+    implied: npt.NDArray[np.bool_]
 
 
 def index_rows(aggregates: Aggregates) -> IndexedRows:
-    """The entity-major pattern of ``aggregates``, for :func:`differencing_findings`."""
+    """``aggregates`` prepared for :func:`differencing_findings` and the LP audit."""
+    resolved = resolve_ratios(aggregates)
     return IndexedRows(
-        resolve_ratios(aggregates),
+        resolved,
         _pattern(aggregates.weights).T.tocsr(),
         np.diff(aggregates.weights.indptr).astype(np.int64),
+        implied_rows(resolved),
     )
 
 

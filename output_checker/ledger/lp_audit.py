@@ -30,7 +30,10 @@ the basis the previous solve left, so after the first solve most take a few pivo
 Before that, each target gets a local LP over the small published rows touching it. Dropping
 rows only widens the interval, so when the local LP already pins the target to a point, that
 point is exact (unlike the one-hop reduction above, which is used for nothing else): a cell
-pinned by its released twin never waits for its component's model.
+pinned by its released twin never waits for its component's model. A cell the local LP leaves
+open then gets a proof of protection along a change no published row sees
+(:mod:`output_checker.ledger.null_space`), then an inner LP in which only the people around
+it move; only the cells neither proves need their component's model.
 
 Rounded rows (spec §11): a row published rounded (or otherwise perturbed) tells the attacker
 only that its sum lies in [shown − slack, shown + slack], an interval constraint instead of an
@@ -40,7 +43,7 @@ equation. Components and atoms stay exact: they depend only on which entities sh
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +56,7 @@ from scipy.sparse.csgraph import connected_components
 from output_checker.errors import InputError
 from output_checker.ledger.aggregates import Aggregates, CellRef, Kind, Quantity, stack, widen
 from output_checker.ledger.differencing import IndexedRows, index_rows
+from output_checker.ledger.null_space import NullSpace
 from output_checker.ledger.ratios import resolve_ratios
 from output_checker.protection.audit import LP_TOL, as_mask, highs_model, per_cell
 
@@ -436,8 +440,9 @@ def lp_findings(
     audit's rule). Levels are scalars or one value per row of ``new``. ``bounds`` overrides the
     a-priori bounds of each entity's value per quantity.
 
-    Each hidden cell first gets a local LP over the small rows touching its entities; only the
-    cells it does not pin build the atoms, components and component LPs of the whole ledger.
+    Each hidden cell first gets a local LP over the small rows touching its entities; the
+    cells it does not pin get the null-space and inner proofs of protection; only the cells
+    still open build the atoms, components and component LPs of the whole ledger.
     Pass the released rows indexed (:func:`index_rows`, once per release) so that a cell the
     local LP pins costs work in its neighbourhood only, not in the size of the ledger.
 
@@ -485,6 +490,11 @@ def lp_findings(
             [np.asarray([quantities.index(q) for q in p.quantities])[p.quantity_of] for p in parts]
         )
     neighbourhood = _Neighbourhood(indexed, n_entities)
+    # rows the others imply constrain nothing more; the new output's margins may lie over
+    # its hidden cells, so none of its rows counts as implied
+    implied = np.concatenate(
+        [group.implied for group in indexed[:-1]] + [np.zeros(new.n_rows, bool)]
+    )
 
     def ref(row: int) -> CellRef:
         return parts[0].ref(row) if row < offset else new.ref(row - offset)
@@ -511,6 +521,7 @@ def lp_findings(
         )
         truth = values[offset:]
         found = _local_stage(stage, targets)
+        found.update(_null_space_stage(stage, implied, found, truth, levels))
         found.update(_inner_stage(stage, targets, found, truth, levels))
         open_targets = [t for t, interval in found.items() if interval is None]
         if open_targets:
@@ -560,6 +571,12 @@ class _Neighbourhood:
         """The 0/1 pattern of ``rows`` (sorted) over every entity."""
         return _ones(self.weights(rows))
 
+    def products(self, values: FloatArray) -> FloatArray:
+        """Every row's sum of ``values`` (one per entity) over its contributors."""
+        return np.concatenate(
+            [group.by_entity.T @ values[: group.by_entity.shape[0]] for group in self.indexed]
+        )
+
 
 @dataclass(frozen=True)
 class _Stage:
@@ -606,6 +623,78 @@ def _local_stage(stage: _Stage, targets: IntArray) -> dict[int, Interval | None]
     return found
 
 
+def _null_space_stage(
+    stage: _Stage,
+    implied: BoolArray,
+    found: Mapping[int, Interval | None],
+    truth: FloatArray,
+    levels: Sequence[FloatArray],
+) -> dict[int, Interval]:
+    """Stage 2, for the targets stage 1 left open: an inner interval along a change that no
+    published row sees (:mod:`output_checker.ledger.null_space`) proves protection when it
+    meets the rule; the others stay open. One change often serves several targets (a
+    rectangle of hidden cells moves together), so each is tried before a new solve."""
+    targets = [t for t, interval in found.items() if interval is None]
+    if not targets:
+        return {}
+    weights = stage.neighbourhood.weights(np.flatnonzero(stage.usable & ~implied))
+    rows = _ones(weights)
+    value = _entity_values(weights, rows, stage, targets)
+    usable = stage.usable
+
+    def residual(change: FloatArray) -> float:
+        return float(np.abs(stage.neighbourhood.products(change)[usable]).max(initial=0.0))
+
+    space = NullSpace(
+        rows, residual, stage.box.upper - value, value - stage.box.lower, stage.tol, stage.deadline
+    )
+    changes: list[FloatArray] = []
+    proven: dict[int, Interval] = {}
+    for t in targets:
+        entities = stage.entities(t)
+        a = float(truth[t])
+        up, down, width = (float(level[t]) for level in levels)
+        for change in _reusable(space, changes, entities):
+            rise, fall = space.reach(change)
+            inner = Interval(a - fall, a + rise, np.zeros(0, dtype=np.int64))
+            if protects(inner, a, up, down, width, stage.tol):
+                proven[t] = inner
+                break
+    return proven
+
+
+def _reusable(
+    space: NullSpace, changes: list[FloatArray], entities: IntArray
+) -> Iterator[FloatArray]:
+    """Changes that move the sum of ``entities`` by 1: first those found for earlier targets
+    that move it too (a rectangle of hidden cells moves together), then a new one, kept in
+    ``changes`` for the targets after."""
+    for change in list(changes):
+        moved = float(change[entities].sum())
+        if abs(moved) > space.tol:
+            yield change / moved
+    found = space.direction(entities)
+    if found is not None:
+        changes.append(found)
+        yield found
+
+
+def _entity_values(
+    weights: sparse.csr_matrix, rows: sparse.csr_matrix, stage: _Stage, targets: Sequence[int]
+) -> FloatArray:
+    """Each entity's true value in the quantity (its one contribution), read from the rows
+    it is in and, for an entity in no published row, from the targets."""
+    value = np.zeros(stage.neighbourhood.n_entities)
+    count = np.asarray(rows.sum(axis=0)).ravel()
+    seen = count > 0
+    value[seen] = np.asarray(weights.sum(axis=0)).ravel()[seen] / count[seen]
+    for t in targets:
+        start, stop = stage.new.weights.indptr[t : t + 2]
+        entities = stage.new.weights.indices[start:stop]
+        value[entities] = stage.new.weights.data[start:stop]
+    return value
+
+
 def _inner_stage(
     stage: _Stage,
     targets: IntArray,
@@ -613,8 +702,8 @@ def _inner_stage(
     truth: FloatArray,
     levels: Sequence[FloatArray],
 ) -> dict[int, Interval]:
-    """Stage 2, for the targets stage 1 left open: an inner interval that already meets the
-    protection rule proves it (see :func:`_inner_interval`); the others stay open."""
+    """Stage 3, for the targets stages 1 and 2 left open: an inner interval that already
+    meets the protection rule proves it (see :func:`_inner_interval`); the others stay open."""
     # who may move: the people of every hidden cell, and of the small published cells
     # around them (so a move can be balanced inside such a cell)
     hidden_people = np.unique(stage.new.weights[targets].indices).astype(np.int64)
@@ -646,7 +735,7 @@ def _component_stage(
     offset: int,
     targets: Sequence[int],
 ) -> dict[int, Interval]:
-    """Stage 3, for the targets still open: the exact interval from the LP of each target's
+    """Stage 4, for the targets still open: the exact interval from the LP of each target's
     connected component of the whole ledger (``weights``: the quantity's ledger ``rows``)."""
     pattern = sparse.csr_matrix(
         (np.ones(weights.nnz), weights.indices, weights.indptr),

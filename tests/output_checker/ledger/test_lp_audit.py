@@ -6,28 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
-from scipy.optimize import linprog
 
 from output_checker.columns import ALL
 from output_checker.errors import InputError
 from output_checker.ledger import (
-    COUNT,
-    Aggregates,
     Kind,
     LPFinding,
-    Quantity,
-    TableDefinition,
     attacker_interval,
     components,
     index_rows,
     lp_findings,
     merge_atoms,
     stack,
-    table_aggregates,
 )
 from output_checker.ledger.lp_audit import ComponentLPs, _collided, _local_point, _RowBox
 
-from .helpers import clients, table
+from .helpers import RANDOM_BOUNDS, clients, exact_interval, random_history, table
 
 
 def _ages() -> list[int]:
@@ -163,82 +157,17 @@ def test_bad_inputs_are_refused_with_one_line_errors() -> None:
     assert lp_findings(None, negative, [0], upl=1.0, lpl=1.0, bounds={quantity: (-5e3, 0.0)}) == ()
 
 
-def _random_release(
-    rng: np.random.Generator, name: str, x: np.ndarray, with_sums: bool
-) -> Aggregates:
-    """A random one- or two-way table with or without margins, over a random subset of the
-    entities (one record each), as counts and, if asked, sums of ``x``."""
-    n = x.shape[0]
-    members = np.flatnonzero(rng.random(n) < 0.7)
-    n_vars = int(rng.integers(1, 3))
-    sizes = [int(rng.integers(2, 4)) for _ in range(n_vars)]
-    definition = TableDefinition(
-        name,
-        tuple(f"v{d}" for d in range(n_vars)),
-        tuple(tuple(range(s)) for s in sizes),
-        n_index=1,
-        margins=bool(rng.random() < 0.5),
-    )
-    codes = [rng.integers(0, s, members.shape[0]) for s in sizes]
-    parts = [table_aggregates(definition, members, codes, n)]
-    if with_sums:
-        parts.append(table_aggregates(definition, members, codes, n, x[members], "x"))
-    return stack(parts)
-
-
-def _linprog_interval(
-    weights: sparse.csr_matrix,
-    published: np.ndarray,
-    row_lo: np.ndarray,
-    row_hi: np.ndarray,
-    target: int,
-    bounds: tuple[float, float],
-) -> tuple[float, float]:
-    """The attacker's interval from scipy's linprog over every entity and every published row
-    of the quantity: no atoms, no components, no warm start."""
-    # contributors by position: an entity contributing 0 to a sum is still one
-    pattern = sparse.csr_matrix(
-        (np.ones(weights.nnz), weights.indices, weights.indptr), shape=weights.shape
-    )
-    cost = pattern[target].toarray().ravel()
-    exact = published & (row_lo == row_hi)
-    ranged = published & (row_lo < row_hi)
-    a_ub = sparse.vstack([pattern[ranged], -pattern[ranged]]).tocsr()
-    b_ub = np.concatenate([row_hi[ranged], -row_lo[ranged]])
-    ends = []
-    for sign in (1.0, -1.0):
-        result = linprog(
-            sign * cost,
-            A_ub=a_ub if ranged.any() else None,
-            b_ub=b_ub if ranged.any() else None,
-            A_eq=pattern[exact] if exact.any() else None,
-            b_eq=row_lo[exact] if exact.any() else None,
-            bounds=bounds,
-            method="highs",
-        )
-        assert result.status in (0, 3)
-        ends.append(-sign * np.inf if result.status == 3 else sign * float(result.fun))
-    return ends[0], ends[1]
-
-
 def test_lp_findings_match_linprog_on_random_rounded_instances() -> None:
     rng = np.random.default_rng(5)
     compared = pinned = ranged = 0
     for instance in range(25):
-        n = int(rng.integers(4, 12))
-        x = rng.integers(0, 8, n).astype(np.float64)
-        released = stack(
-            [_random_release(rng, f"r{k}", x, k == 0) for k in range(int(rng.integers(1, 4)))]
-        )
-        new = _random_release(rng, "new", x, True)
-        hidden = rng.random(new.n_rows) < 0.4
+        released, new, hidden = random_history(rng, int(rng.integers(4, 12)), 3)
         hidden[int(rng.integers(new.n_rows))] = True
         # some rows published rounded: shown anywhere in [truth - slack, truth + slack]
         ledger = stack([released, new])
         truth = np.asarray(ledger.weights.sum(axis=1)).ravel()
         slack = np.where(rng.random(ledger.n_rows) < 0.3, rng.integers(1, 4, ledger.n_rows), 0.0)
         shown = truth + slack * rng.uniform(-1, 1, ledger.n_rows)
-        bounds = {COUNT: (0.0, np.inf), Quantity(Kind.SUM, "x"): (0.0, 9.0)}
         # protection levels nobody meets, so every hidden cell is reported with its interval
         findings = lp_findings(
             index_rows(released) if instance % 2 else released,  # indexed once per release
@@ -246,7 +175,7 @@ def test_lp_findings_match_linprog_on_random_rounded_instances() -> None:
             hidden,
             upl=1e9,
             lpl=1e9,
-            bounds=bounds,
+            bounds=RANDOM_BOUNDS,
             released_slack=slack[: released.n_rows],
             new_slack=slack[released.n_rows :],
             released_shown=shown[: released.n_rows],
@@ -258,17 +187,7 @@ def test_lp_findings_match_linprog_on_random_rounded_instances() -> None:
         published[released.n_rows :] = ~hidden
         for t in np.flatnonzero(hidden).tolist():
             row = released.n_rows + t
-            quantity = ledger.quantities[ledger.quantity_of[row]]
-            same = ledger.quantity_of == ledger.quantity_of[row]
-            local = int(same[:row].sum())
-            expected = _linprog_interval(
-                ledger.weights[np.flatnonzero(same)],
-                published[same],
-                (shown - slack)[same],
-                (shown + slack)[same],
-                local,
-                bounds[quantity],
-            )
+            expected = exact_interval(ledger, published, shown - slack, shown + slack, row)
             if ledger.weights[row].nnz == 0:
                 expected = (0.0, 0.0)
             assert found[ledger.ref(row)] == pytest.approx(expected, abs=1e-6)
