@@ -13,6 +13,7 @@ from output_checker.ledger.aggregates import (
     percentage_aggregates,
     stack,
     table_aggregates,
+    weighted_count,
 )
 from output_checker.ledger.differencing import (
     DifferencingFinding,
@@ -68,4 +69,5 @@ __all__ = [
     "resolve_ratios",
     "stack",
     "table_aggregates",
+    "weighted_count",
 ]

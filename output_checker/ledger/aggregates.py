@@ -49,18 +49,22 @@ _NUMERATOR = {Kind.MEAN: Kind.SUM, Kind.PERCENT: Kind.COUNT}
 
 @dataclass(frozen=True)
 class Quantity:
-    """What a row adds up: entities (``measure`` is None) or a measure's per-entity totals.
+    """What a row adds up: entities (``measure`` is None) or a measure's per-entity totals,
+    each record's value times its ``weights`` column when weighted (a sum or a mean only).
     Only rows of one quantity can be subtracted from each other meaningfully; a ratio
     (a mean, a percentage) only once its denominator is known, as its numerator."""
 
     kind: Kind
     measure: str | None = None
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         if (self.kind in _MEASURED) != (self.measure is not None):
             raise InputError(
                 "a sum or a mean names its measure; a count or a percentage names none"
             )
+        if self.weights is not None and self.kind not in _MEASURED:
+            raise InputError("only a sum or a mean is weighted (a weighted count is a sum)")
 
     @property
     def is_ratio(self) -> bool:
@@ -70,19 +74,40 @@ class Quantity:
     def numerator(self) -> Quantity:
         """What the row adds up once its denominator is known: a mean's sum, a percentage's
         count; a count or a sum is its own numerator."""
-        return Quantity(_NUMERATOR.get(self.kind, self.kind), self.measure)
+        return Quantity(_NUMERATOR.get(self.kind, self.kind), self.measure, self.weights)
+
+    @property
+    def denominator(self) -> Quantity | None:
+        """What a mean divides by: the count of its entities, or their weighted count (the
+        sum of the weights); None for any other quantity."""
+        if self.kind is not Kind.MEAN:
+            return None
+        return COUNT if self.weights is None else weighted_count(self.weights)
 
     @property
     def label(self) -> str:
-        """How a finding names it: "count", "sum of income", "mean of income", "percentage"."""
+        """How a finding names it: "count", "sum of income", "mean of income weighted by w",
+        "percentage"."""
         if self.kind is Kind.PERCENT:
             return "percentage"
-        return self.kind.value if self.measure is None else f"{self.kind.value} of {self.measure}"
+        if self.measure is None:
+            return str(self.kind.value)
+        weighted = "" if self.weights is None else f" weighted by {self.weights}"
+        return f"{self.kind.value} of {self.measure}{weighted}"
 
     def __lt__(self, other: object) -> bool:  # Enum members do not order; their values do
         if not isinstance(other, Quantity):
             return NotImplemented
-        return (self.kind.value, self.measure or "") < (other.kind.value, other.measure or "")
+        return (self.kind.value, self.measure or "", self.weights or "") < (
+            other.kind.value,
+            other.measure or "",
+            other.weights or "",
+        )
+
+
+def weighted_count(weights: str) -> Quantity:
+    """A count weighted by the column ``weights``: the sum of each entity's weights."""
+    return Quantity(Kind.SUM, f"weighted count ({weights})")
 
 
 COUNT = Quantity(Kind.COUNT)
@@ -228,6 +253,7 @@ def table_aggregates(
     measure: str | None = None,
     aggregation: Literal["sum", "mean"] = "sum",
     with_count: bool = False,
+    weighted_by: str | None = None,
 ) -> Aggregates:
     """The published cells of ``table`` built from its microdata, one row per record.
 
@@ -242,6 +268,9 @@ def table_aggregates(
             measure over the cell's records that have a value.
         with_count: the table also shows each cell's N, the entities with a value (count rows
             after the cells, on the same keys): a mean shown with its N is a sum.
+        weighted_by: the name of the weights column ``values`` are already multiplied by (a
+            weighted sum, or the numerator of a weighted mean, whose denominator is then the
+            weighted count of the same entities).
     """
     entity_index, code_matrix = _records(table, entity, codes, n_entities)
     n_records = entity_index.shape[0]
@@ -260,7 +289,8 @@ def table_aggregates(
         weight = np.asarray(values, dtype=np.float64)
         if weight.shape != (n_records,):
             raise InputError("give one value per record")
-        quantity = Quantity(Kind.SUM if aggregation == "sum" else Kind.MEAN, measure)
+        kind = Kind.SUM if aggregation == "sum" else Kind.MEAN
+        quantity = Quantity(kind, measure, weighted_by)
         present &= ~np.isnan(weight)
 
     matrix, grid_codes = _level_rows(

@@ -148,10 +148,17 @@ class Microdata:
     n_entities: int
     values: FloatArray | None
     measure: str | None
+    weighted_by: str | None = None
 
     def aggregates(self) -> Aggregates:
         return table_aggregates(
-            self.definition, self.entity, self.codes, self.n_entities, self.values, self.measure
+            self.definition,
+            self.entity,
+            self.codes,
+            self.n_entities,
+            self.values,
+            self.measure,
+            weighted_by=self.weighted_by,
         )
 
     def merged(self, variable: int, group: IntArray, labels: tuple[Label, ...]) -> Microdata:
@@ -169,9 +176,7 @@ class Microdata:
             self.definition.margins,
             self.definition.hierarchical,
         )
-        return Microdata(
-            definition, self.entity, tuple(codes), self.n_entities, self.values, self.measure
-        )
+        return replace(self, definition=definition, codes=tuple(codes))
 
     def contributors(self, variable: int, n_levels: int) -> IntArray:
         """Distinct entities per level of ``variable`` among the records in some cell."""
@@ -209,6 +214,7 @@ def mitigations(
     *,
     values: npt.ArrayLike | None = None,
     measure: str | None = None,
+    weighted_by: str | None = None,
     protection_level: float = 1.0,
     bases: Sequence[int] = ROUNDING_BASES,
     max_merges: int = 3,
@@ -219,7 +225,8 @@ def mitigations(
     drop, and rounding to each of ``bases``, in that order. Findings of other outputs are
     ignored; without findings of this table nothing needs mitigating.
 
-    The table and its microdata are given as to :func:`table_aggregates`.
+    The table and its microdata are given as to :func:`table_aggregates` (``weighted_by``
+    too: ``values`` already multiplied by the weights).
     ``protection_level`` is the largest protection level of an isolated aggregate (1, exact
     disclosure, for counts; give the sum's level for a magnitude table): it sets the minimum
     rounding base and the drop's protection. ``bounds`` are the attacker's a-priori bounds
@@ -238,6 +245,7 @@ def mitigations(
         n_entities,
         None if values is None else np.asarray(values, dtype=np.float64),
         measure,
+        weighted_by,
     )
     new = data.aggregates()  # validates the microdata
     ours = [

@@ -9,7 +9,9 @@ count, which the exact check and the LP audit then subtract like any other.
 
 Model (exact within its limit): a denominator is known when a published count row has exactly
 the same contributors (its N published beside a mean, a count table of the same population
-released earlier or in the same output, or a percentage already resolved into its count).
+released earlier or in the same output, or a percentage already resolved into its count). A
+mean weighted by w divides the sum of w·m by the sum of w: its denominator is a published
+weighted count (by the same w) of exactly its contributors.
 Counting entities, this assumes that a mean's N and a published count count the same units.
 Limit: a denominator that the attacker can only derive from other rows (a difference of two
 counts, an LP bound) is not looked for, so such a ratio stays unresolved: it is subtracted
@@ -27,7 +29,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from output_checker.errors import InputError
-from output_checker.ledger.aggregates import Aggregates, Kind
+from output_checker.ledger.aggregates import COUNT, Aggregates, Kind
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -68,20 +70,30 @@ def with_numerators(aggregates: Aggregates, denominator: IntArray) -> Aggregates
 
 
 def denominator_rows(aggregates: Aggregates, known: npt.ArrayLike | None = None) -> IntArray:
-    """Per row, a known count row with exactly the contributors of the row's denominator
-    (the row itself for a mean), or -1: not an unresolved ratio, an empty denominator, or
-    none published. Percentages resolved here count as known counts for the others."""
+    """Per row, a known row with exactly the contributors of the row's denominator (the row
+    itself for a mean) that adds up what the ratio divides by (a count, or for a weighted
+    mean the weighted count), or -1: not an unresolved ratio, an empty denominator, or none
+    published. Percentages resolved here count as known counts for the others."""
     n = aggregates.n_rows
     found = np.full(n, -1, dtype=np.int64)
     ratio = aggregates.is_ratio
     if not ratio.any():
         return found
     seen = _known_mask(known, n)
-    kinds = np.asarray([q.kind for q in aggregates.quantities], dtype=object)
+    quantities = aggregates.quantities
+    kinds = np.asarray([q.kind for q in quantities], dtype=object)
     kind_of = kinds[aggregates.quantity_of]
     percent = ratio & (kind_of == Kind.PERCENT)
     if (aggregates.denominator_of[percent] < 0).any():
         raise InputError("a percentage row has no denominator")
+
+    # per row, the quantity it adds up and (for a ratio) the one it divides by, as positions
+    # in ``quantities`` (-1: not among them, so never published here)
+    position = {q: i for i, q in enumerate(quantities)}
+    count = position.get(COUNT, -1)
+    divisor = np.asarray([position.get(q.denominator or COUNT, -1) for q in quantities])
+    adds_up = aggregates.quantity_of.astype(np.int64)
+    divides_by = divisor[aggregates.quantity_of] if n else np.zeros(0, dtype=np.int64)
 
     row_keys, row_size = _keys(aggregates.weights)
     den_keys, den_size = row_keys.copy(), row_size.copy()  # a mean's denominator is its own P
@@ -90,12 +102,15 @@ def denominator_rows(aggregates: Aggregates, known: npt.ArrayLike | None = None)
         den_keys[percent] = keys[aggregates.denominator_of[percent]]
         den_size[percent] = size[aggregates.denominator_of[percent]]
 
-    is_count = seen & (row_size > 0) & (kind_of == Kind.COUNT)
-    pending = ratio & (den_size > 0)
+    is_known = seen & (row_size > 0) & ~ratio
+    pending = ratio & (den_size > 0) & (divides_by >= 0)
     while pending.any():
-        candidates = np.flatnonzero(is_count)
+        candidates = np.flatnonzero(is_known)
         asking = np.flatnonzero(pending)
-        match = _first_equal(row_keys[candidates], den_keys[asking])
+        match = _first_equal(
+            _tagged(row_keys[candidates], adds_up[candidates]),
+            _tagged(den_keys[asking], divides_by[asking]),
+        )
         hit = match >= 0
         if not hit.any():
             break
@@ -106,9 +121,15 @@ def denominator_rows(aggregates: Aggregates, known: npt.ArrayLike | None = None)
         counts = resolved[percent[resolved] & seen[resolved] & (row_size[resolved] > 0)]
         if not counts.shape[0]:
             break
-        is_count[counts] = True
+        is_known[counts] = True
+        adds_up[counts] = count
     _verify(aggregates, found, percent)
     return found
+
+
+def _tagged(keys: Keys, quantity: IntArray) -> Keys:
+    """Row keys with the quantity added, so only rows of the same quantity compare equal."""
+    return np.column_stack([keys, quantity.astype(np.uint64)])
 
 
 def _known_mask(known: npt.ArrayLike | None, n: int) -> BoolArray:

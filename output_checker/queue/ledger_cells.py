@@ -39,6 +39,7 @@ from output_checker.ledger import (
     mitigations,
     stack,
     table_aggregates,
+    weighted_count,
 )
 from output_checker.queue.recheck import Derived
 from output_checker.results import TableResult
@@ -95,18 +96,21 @@ class LedgerAudit:
         return not self.differencing and not self.lp
 
 
-def _quantity(derived: Derived) -> tuple[Quantity, str | None] | str:
-    """The quantity the output's cells add up and the column holding each record's part of
-    it (None: entities are counted), or why the output has no linear cells."""
+def _quantity(derived: Derived) -> tuple[Quantity, FloatArray | None] | str:
+    """The quantity the output's cells add up and each record's part of it (None: entities
+    are counted), or why the output has no linear cells. A weighted sum or mean adds up each
+    record's value times its weight; a weighted count adds up the weights."""
     request = derived.result.table.request
     name, weights = request.aggregation.name, request.weights
-    if name == "count" and weights is None:
-        return COUNT, None
+    frame = derived.frame.reset_index(drop=True)
+    weight = None if weights is None else frame[weights].to_numpy(dtype=np.float64)
     if name == "count":
-        return Quantity(Kind.SUM, f"weighted count ({weights})"), weights
-    if name in ("sum", "mean") and weights is None and request.values is not None:
-        return Quantity(Kind(name), request.values), request.values
-    return f"a {request.aggregation.label} is not a count, an unweighted sum or a mean"
+        return (COUNT, None) if weights is None else (weighted_count(weights), weight)
+    if name in ("sum", "mean") and request.values is not None:
+        values = frame[request.values].to_numpy(dtype=np.float64)
+        part = values if weight is None else values * weight
+        return Quantity(Kind(name), request.values, weights), part
+    return f"a {request.aggregation.label} is not a count, a sum or a mean"
 
 
 def entity_keys(derived: Derived) -> KeyArray:
@@ -125,16 +129,12 @@ def output_cells(derived: Derived) -> OutputCells | str:
     quantity = _quantity(derived)
     if isinstance(quantity, str):
         return quantity
-    kind, column = quantity
+    kind, values = quantity
     result = derived.result
     laid = result.table
     request = laid.request
-    frame = derived.frame.reset_index(drop=True)
-    columns = prepare(frame, request)
+    columns = prepare(derived.frame.reset_index(drop=True), request)
     keys, entity = np.unique(entity_keys(derived), return_inverse=True)
-    values = None
-    if column is not None:
-        values = frame[column].to_numpy(dtype=np.float64)
     definition = TableDefinition(
         output=THIS_OUTPUT,
         variables=(*request.index, *request.columns),
@@ -151,6 +151,7 @@ def output_cells(derived: Derived) -> OutputCells | str:
         values=values,
         measure=kind.measure,
         aggregation="mean" if kind.kind is Kind.MEAN else "sum",
+        weighted_by=kind.weights,
     )
     shown = _shown_position(aggregates, laid.sizes, result)
     records = None
@@ -162,6 +163,7 @@ def output_cells(derived: Derived) -> OutputCells | str:
             int(keys.shape[0]),
             values,
             kind.measure,
+            kind.weights,
         )
     return OutputCells(
         aggregates=aggregates,
@@ -231,6 +233,7 @@ def audit(
             threshold,
             values=records.values,
             measure=records.measure,
+            weighted_by=records.weighted_by,
             protection_level=max(1.0, float(new.protection.max(initial=0.0))),
         )
     return LedgerAudit(exact, lp, offered)

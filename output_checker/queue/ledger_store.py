@@ -42,6 +42,7 @@ def encode(cells: OutputCells) -> bytes:
         "levels": [list(levels) for levels in grid.levels],
         "kind": quantity.kind.value,
         "measure": quantity.measure,
+        "weights": quantity.weights,
         "base": cells.base,
     }
     buffer = io.BytesIO()
@@ -81,7 +82,7 @@ def _read(content: bytes) -> _Decoded:
 def _cells(decoded: _Decoded, output: str) -> OutputCells:
     meta, arrays = decoded.meta, decoded.arrays
     keys = arrays["keys"]
-    quantity = Quantity(Kind(meta["kind"]), meta["measure"])
+    quantity = Quantity(Kind(meta["kind"]), meta["measure"], meta.get("weights"))
     rows = arrays["cell_of"].shape[0]
     grid = CellGrid(
         output=output,

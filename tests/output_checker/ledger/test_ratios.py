@@ -26,6 +26,7 @@ from output_checker.ledger import (
     resolve_ratios,
     stack,
     table_aggregates,
+    weighted_count,
 )
 
 from .helpers import clients, table
@@ -145,6 +146,53 @@ def test_a_mean_shown_with_its_n_is_a_sum() -> None:
     new = table("income-not-16", frame[frame.age != 16], ["region"], n_entities=n, values="income")
     assert len(differencing_findings(released, new, T)) == 2
     assert differencing_findings(mean_table("mean", frame, ["region"], n), new, T) == ()
+
+
+def _weighted(output: str, frame: pd.DataFrame, n: int, aggregation: str) -> Aggregates:
+    """By region, weighted by ``w``: the weighted count (the sum of w), or the weighted sum
+    or mean of income (w·income over the sum of w)."""
+    definition, codes = _definition(output, frame, ["region"], margins=False)
+    w = frame["w"].to_numpy(dtype=np.float64)
+    if aggregation == "count":
+        return table_aggregates(
+            definition, frame["id"].to_numpy(), codes, n, w, weighted_count("w").measure
+        )
+    return table_aggregates(
+        definition,
+        frame["id"].to_numpy(),
+        codes,
+        n,
+        frame["income"].to_numpy(dtype=np.float64) * w,
+        "income",
+        aggregation="mean" if aggregation == "mean" else "sum",
+        weighted_by="w",
+    )
+
+
+def test_a_weighted_mean_and_its_weighted_count_reveal_a_weighted_sum() -> None:
+    """A mean weighted by w times the sum of w over the same people is the weighted sum; a
+    new weighted sum without the 16-year-olds then isolates theirs. An unweighted count of
+    the same people is not the weighted mean's denominator, and resolves nothing."""
+    frame = _region_clients()
+    frame["w"] = 1.0 + (frame.id % 3)
+    n = len(frame)
+    means = _weighted("weighted-mean", frame, n, "mean")
+    new = _weighted("weighted-sum-not-16", frame[frame.age != 16], n, "sum")
+    weighted_sum = Quantity(Kind.SUM, "income", weights="w")
+    released = stack([_weighted("weighted-count", frame, n, "count"), means])
+    findings = differencing_findings(released, new, T)
+    assert _pairs(findings) == {
+        ("weighted-sum-not-16", ("north",), weighted_sum, "weighted-mean", ("north",), 3, False),
+        ("weighted-sum-not-16", ("south",), weighted_sum, "weighted-mean", ("south",), 2, False),
+    }
+    assert {f.other.quantity.label for f in findings} == {"mean of income weighted by w"}
+    unweighted = stack([table("count-by-region", frame, ["region"], n_entities=n), means])
+    assert differencing_findings(unweighted, new, T) == ()
+    # nor is an unweighted sum of income subtracted from the weighted one
+    plain = table("income", frame, ["region"], n_entities=n, values="income")
+    assert differencing_findings(plain, new, T) == ()
+    with pytest.raises(InputError, match="weighted count is a sum"):
+        Quantity(Kind.COUNT, weights="w")
 
 
 def test_a_count_of_other_entities_does_not_resolve_a_mean() -> None:

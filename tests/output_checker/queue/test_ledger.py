@@ -166,6 +166,33 @@ def test_weighted_counts_are_sums_of_weights(ctx: Context, qw: QueueWorld) -> No
     assert findings[0]["cell"]["quantity"] == "sum of weighted count (stay)"
 
 
+def test_a_weighted_mean_and_its_weighted_count_reveal_a_weighted_sum(
+    ctx: Context, qw: QueueWorld
+) -> None:
+    """Weighted by year: the released mean of stay times the released sum of the weights is
+    the weighted sum of stay, so a new weighted sum without the 90+ people isolates theirs.
+    The same mean beside an unweighted count reveals nothing."""
+    weighted_mean = recipe_output(
+        qw, "mean-stay-by-year.csv", values="stay", aggregation="mean", weights="year"
+    )
+    new = recipe_output(
+        qw, "stay-by-year.csv", values="stay", aggregation="sum", weights="year", filters=(NOT_90,)
+    )
+    _released(ctx, qw, recipe_output(qw, "clients.csv"), weighted_mean)
+    assert _report(_submit_new(ctx, qw, new))["differencing"] == []
+
+    _released(ctx, qw, recipe_output(qw, "weight-by-region.csv", weights="year"), title="Later")
+    file = _submit_new(ctx, qw, new)
+    findings = _report(file)["differencing"]
+    assert {tuple(f["cell"]["key"]) for f in findings} == {("west",)}
+    assert findings[0]["cell"]["quantity"] == "sum of stay weighted by year"
+    assert findings[0]["other"]["quantity"] == "mean of stay weighted by year"
+    assert file.automated_status == "fail"
+    # the mitigations rebuild the weighted sum, and dropping the cell resolves the finding
+    offers = _report(file)["mitigations"]
+    assert any(o["kind"] == "drop" and o["resolves"] for o in offers)
+
+
 def test_a_mean_alone_is_not_a_sum(ctx: Context, qw: QueueWorld) -> None:
     """Without a count of the same people, a mean's N is unknown: its sum is not revealed."""
     _released(ctx, qw, recipe_output(qw, "mean-stay.csv", values="stay", aggregation="mean"))
