@@ -35,8 +35,8 @@ test: $(STAMP) $(CHP)
 
 ## Benchmarks beside their anchors; writes benchmarks/RESULTS.md, RESULTS-protection.md,
 ## RESULTS-linkage.md, RESULTS-queue.md (needs PostgreSQL on 127.0.0.1:5432), RESULTS-hub.md
-## (needs root: accounts, cgroups, bubblewrap), RESULTS-datalab.md, RESULTS-ledger.md and
-## RESULTS-microdata.md.
+## (needs root: accounts, cgroups, bubblewrap), RESULTS-datalab.md, RESULTS-ledger.md,
+## RESULTS-ledger-50k.md and RESULTS-microdata.md.
 bench: $(STAMP) $(CHP)
 	$(BIN)/python benchmarks/bench_checker.py --write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_protection.py --write benchmarks/RESULTS-protection.md
@@ -45,6 +45,7 @@ bench: $(STAMP) $(CHP)
 	$(BIN)/python benchmarks/bench_hub.py --write benchmarks/RESULTS-hub.md
 	$(BIN)/python benchmarks/bench_datalab.py --write benchmarks/RESULTS-datalab.md
 	$(BIN)/python benchmarks/bench_ledger.py --write benchmarks/RESULTS-ledger.md
+	$(BIN)/python benchmarks/bench_ledger.py --population 50000 --runs 1 --write benchmarks/RESULTS-ledger-50k.md
 	$(BIN)/python benchmarks/bench_microdata.py --write benchmarks/RESULTS-microdata.md
 
 lint: $(STAMP)

@@ -349,7 +349,8 @@ OTHER_BENCHMARKS_NOTE = (
     "(bias, coverage, matching a cohort in a large pool), `benchmarks/bench_datalab.py`, in "
     "[RESULTS-datalab.md](RESULTS-datalab.md); the differencing ledger's audit of a new "
     "output against 500 released tables, `benchmarks/bench_ledger.py`, in "
-    "[RESULTS-ledger.md](RESULTS-ledger.md); the microdata toolkit (risk measures, local "
+    "[RESULTS-ledger.md](RESULTS-ledger.md) (with tables over 50,000 people each, in "
+    "[RESULTS-ledger-50k.md](RESULTS-ledger-50k.md)); the microdata toolkit (risk measures, local "
     "suppression and MDAV on 1M records) against pycanon, `benchmarks/bench_microdata.py`, in "
     "[RESULTS-microdata.md](RESULTS-microdata.md)."
 )

@@ -272,6 +272,7 @@ def _local_point(
     tol: float,
     deadline: float,
     big: tuple[sparse.csr_matrix, IntArray] | None = None,
+    inside: BoolArray | None = None,
 ) -> Interval | None:
     """The interval of the sum of ``variables`` under only the given rows (``pattern``, the
     rows numbered ``rows`` in ``box``), when it is a single point; None otherwise. Fewer rows
@@ -280,7 +281,11 @@ def _local_point(
     ``big`` (a pattern and its row numbers) are the large rows touching the variables: too
     large to enter themselves, but any two of them that differ by a few variables imply a
     small row, their difference (a margin released with and without a few people), which
-    does enter. Implied rows keep the LP a relaxation, so the rule above still holds."""
+    does enter. Implied rows keep the LP a relaxation, so the rule above still holds.
+
+    ``inside`` marks the variables whose true value lies strictly within their bounds; with
+    it, rows that such a variable can balance on its own are peeled off first
+    (:func:`_peels_off`), and when that frees the target no LP is solved."""
     cap = max(LOCAL_ROW_SIZE, 4 * variables.shape[0])
     matrix, row_lo, row_hi = pattern, box.row_lo[rows], box.row_hi[rows]
     sources = np.column_stack([rows, rows])
@@ -293,6 +298,8 @@ def _local_point(
         sources = np.concatenate([sources, np.column_stack([one, two])])
     if matrix.shape[0] == 0:
         return None
+    if inside is not None and _peels_off(matrix, variables, inside):
+        return None
     cols = np.union1d(matrix.indices, variables)
     solver = highs_model(matrix[:, cols].tocsc(), box.lower[cols], box.upper[cols], row_lo, row_hi)
     j = np.searchsorted(cols, variables).astype(np.int32)
@@ -301,6 +308,30 @@ def _local_point(
     if not hi - lo <= tol:  # NaN (no answer) is no point either
         return None
     return Interval(lo, hi, np.unique(sources[low_duals | high_duals]).astype(np.int64))
+
+
+def _peels_off(matrix: sparse.csr_matrix, variables: IntArray, inside: BoolArray) -> bool:
+    """Whether the rows cannot pin the sum of ``variables``, shown by peeling: drop every row
+    that holds a non-target variable strictly within its bounds and held by no other row
+    left, until none is dropped. If then no row left holds a target variable, nudge a target
+    variable a little; undo the dropped rows in the reverse order of dropping, each through
+    its own such variable (no row dropped after it holds that variable), and every row holds
+    again: the sum moves, so the interval is not a point."""
+    absorbs = inside.copy()
+    absorbs[variables] = False
+    row_of_entry = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    alive = np.ones(matrix.shape[0], dtype=bool)
+    while True:
+        live = alive[row_of_entry]
+        held = np.bincount(matrix.indices[live], minlength=inside.shape[0])
+        private = live & absorbs[matrix.indices] & (held[matrix.indices] == 1)
+        if not private.any():
+            break
+        alive[row_of_entry[private]] = False
+    target = np.zeros(inside.shape[0], dtype=bool)
+    target[variables] = True
+    freed = not (alive[row_of_entry] & target[matrix.indices]).any()
+    return freed and bool(inside[variables].any())
 
 
 def _inner_interval(
@@ -347,14 +378,55 @@ def _differences(
     pattern: sparse.csr_matrix, cap: int
 ) -> tuple[sparse.csr_matrix, IntArray, IntArray]:
     """Every difference of two rows of ``pattern`` (0/1) that is not empty and has at most
-    ``cap`` variables, as a ±1 row, with the two rows' positions."""
+    ``cap`` variables, as a ±1 row, with the two rows' positions.
+
+    Two such rows differ in size by at most ``cap``, and their counts of entities in 64 fixed
+    buckets of entities differ by at most ``cap`` summed over the buckets (each entity in one
+    row only moves one count by one). Only the pairs that pass both tests get their exact
+    overlap, so rows over different populations (two grand totals of equal size) cost a
+    comparison of counts, not a sparse product over all their entities."""
     sizes = np.diff(pattern.indptr)
-    common = (pattern @ pattern.T).toarray()
-    differ = sizes[:, None] + sizes[None, :] - 2 * common
-    first, second = np.nonzero(np.triu((differ > 0) & (differ <= cap), k=1))
+    first, second = _close_pairs(sizes, cap)
+    if first.shape[0]:
+        row_of_entry = np.repeat(np.arange(pattern.shape[0]), sizes)
+        bucket = (pattern.indices.astype(np.uint64) * _GOLDEN >> np.uint64(58)).astype(np.int64)
+        counts = np.bincount(row_of_entry * 64 + bucket, minlength=pattern.shape[0] * 64)
+        counts = counts.reshape(pattern.shape[0], 64)
+        near = np.concatenate(
+            [
+                np.abs(
+                    counts[first[k : k + _PAIR_CHUNK]] - counts[second[k : k + _PAIR_CHUNK]]
+                ).sum(axis=1)
+                <= cap
+                for k in range(0, first.shape[0], _PAIR_CHUNK)
+            ]
+        )
+        first, second = first[near], second[near]
+    common = np.asarray(pattern[first].multiply(pattern[second]).sum(axis=1)).ravel()
+    differ = sizes[first] + sizes[second] - 2 * common
+    keep = (differ > 0) & (differ <= cap)
+    first, second = first[keep], second[keep]
     derived = (pattern[first] - pattern[second]).tocsr()
     derived.eliminate_zeros()
     return derived, first.astype(np.int64), second.astype(np.int64)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: entity → one of 64 buckets
+_PAIR_CHUNK = 1 << 16
+
+
+def _close_pairs(sizes: IntArray, cap: int) -> tuple[IntArray, IntArray]:
+    """Every pair of positions i < j whose sizes differ by at most ``cap``."""
+    order = np.argsort(sizes, kind="stable")
+    ranked = sizes[order]
+    ends = np.searchsorted(ranked, ranked + cap, side="right")
+    starts = np.arange(ranked.shape[0]) + 1
+    counts = np.maximum(ends - starts, 0)
+    low = np.repeat(np.arange(ranked.shape[0]), counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    high = np.repeat(starts, counts) + offset
+    a, b = order[low], order[high]
+    return np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
 
 
 _SETTLED = (
@@ -518,6 +590,8 @@ def lp_findings(
             box=_RowBox(row_lo, row_hi, lower, upper),
             tol=LP_TOL * max(1.0, float(np.abs(values[rows]).max(initial=0.0))),
             deadline=deadline,
+            # a count's entity is 1; a sum's value is not at hand here, so no peeling
+            inside=(lower < 1) & (upper > 1) if quantity.kind is Kind.COUNT else None,
         )
         truth = values[offset:]
         found = _local_stage(stage, targets)
@@ -582,7 +656,8 @@ class _Neighbourhood:
 class _Stage:
     """What every stage of one quantity's audit reads: the new output, the released rows
     around its entities, each ledger row's size and whether it is a published row of the
-    quantity, the rows' intervals and variables' bounds, the tolerance and the deadline."""
+    quantity, the rows' intervals and variables' bounds, the tolerance, the deadline and
+    which entities lie strictly within their bounds (when known)."""
 
     new: Aggregates
     neighbourhood: _Neighbourhood
@@ -591,6 +666,7 @@ class _Stage:
     box: _RowBox
     tol: float
     deadline: float
+    inside: BoolArray | None = None  # per entity, true value strictly within its bounds
 
     def entities(self, target: int) -> IntArray:
         weights = self.new.weights
@@ -619,6 +695,7 @@ def _local_stage(stage: _Stage, targets: IntArray) -> dict[int, Interval | None]
             stage.tol,
             stage.deadline,
             (stage.neighbourhood.pattern(large), large),
+            stage.inside,
         )
     return found
 
@@ -648,14 +725,14 @@ def _null_space_stage(
     space = NullSpace(
         rows, residual, stage.box.upper - value, value - stage.box.lower, stage.tol, stage.deadline
     )
-    changes: list[FloatArray] = []
+    changes: list[tuple[FloatArray, float]] = []  # each change found, with its residue
     proven: dict[int, Interval] = {}
     for t in targets:
         entities = stage.entities(t)
         a = float(truth[t])
         up, down, width = (float(level[t]) for level in levels)
-        for change in _reusable(space, changes, entities):
-            rise, fall = space.reach(change)
+        for change, residue in _reusable(space, changes, entities):
+            rise, fall = space.reach(change, residue)
             inner = Interval(a - fall, a + rise, np.zeros(0, dtype=np.int64))
             if protects(inner, a, up, down, width, stage.tol):
                 proven[t] = inner
@@ -664,19 +741,20 @@ def _null_space_stage(
 
 
 def _reusable(
-    space: NullSpace, changes: list[FloatArray], entities: IntArray
-) -> Iterator[FloatArray]:
-    """Changes that move the sum of ``entities`` by 1: first those found for earlier targets
-    that move it too (a rectangle of hidden cells moves together), then a new one, kept in
-    ``changes`` for the targets after."""
-    for change in list(changes):
+    space: NullSpace, changes: list[tuple[FloatArray, float]], entities: IntArray
+) -> Iterator[tuple[FloatArray, float]]:
+    """Changes that move the sum of ``entities`` by 1, each with its residue (the largest
+    change of a published row): first those found for earlier targets that move it too (a
+    rectangle of hidden cells moves together), then a new one, kept in ``changes`` for the
+    targets after."""
+    for change, residue in list(changes):
         moved = float(change[entities].sum())
         if abs(moved) > space.tol:
-            yield change / moved
+            yield change / moved, residue / abs(moved)
     found = space.direction(entities)
     if found is not None:
-        changes.append(found)
-        yield found
+        changes.append((found, space.residual(found)))
+        yield changes[-1]
 
 
 def _entity_values(

@@ -46,7 +46,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 # LSQR's stopping tolerance; the residual that matters is checked on every row afterwards.
-LSQR_TOL = 1e-10
+LSQR_TOL = 1e-8
 LSQR_ITERATIONS = 1000
 
 
@@ -59,7 +59,8 @@ class NullSpace:
     """What a change must keep and may move: ``rows`` (0/1, over every entity) span the
     published rows; ``residual(d)`` is the largest change of any published row under ``d``;
     ``room_up`` and ``room_down`` are how far each entity's value may rise and fall within
-    its bounds. After ``deadline`` (a ``time.monotonic()`` value) no solve runs on."""
+    its bounds; ``tol`` is how far a published row may drift (the LP audit's tolerance).
+    After ``deadline`` (a ``time.monotonic()`` value) no solve runs on."""
 
     rows: sparse.csr_matrix
     residual: Callable[[FloatArray], float]
@@ -87,11 +88,10 @@ class NullSpace:
             return None
         return d / moved
 
-    def reach(self, d: FloatArray) -> tuple[float, float]:
+    def reach(self, d: FloatArray, residue: float) -> tuple[float, float]:
         """How far a sum that ``d`` moves by 1 can rise and fall along ``d`` (the steps up
-        and down), within every entity's bounds and with the published rows' residue within
-        the tolerance."""
-        residue = self.residual(d)
+        and down), within every entity's bounds and with the published rows' drift
+        (``residue`` per unit step, from :attr:`residual`) within the tolerance."""
         cap = np.inf if residue == 0 else self.tol / residue
         rising, falling = d > 0, d < 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -143,9 +143,10 @@ def implied_rows(aggregates: Aggregates) -> BoolArray:
     """Per row, whether it is the sum of the other rows of its output and quantity that lie
     under it (a margin over cells all present): such a row adds no constraint beyond them.
 
-    Compared through two random projections of the weights, so a row flagged by chance is
-    possible in principle (it only slows nothing down: callers check every row afterwards);
-    a margin over a cell left out of the ledger (suppressed) differs and stays a constraint."""
+    Compared through two random projections of the weights, so a row could in principle be
+    flagged by chance; that is harmless, since a proof is checked against every published row
+    afterwards and fails if it ignored a real constraint. A margin over a cell left out of the
+    ledger (suppressed) differs from the sum of the cells present and stays a constraint."""
     n = aggregates.n_rows
     implied = np.zeros(n, dtype=bool)
     if n == 0 or not aggregates.grids:

@@ -19,7 +19,14 @@ from output_checker.ledger import (
     merge_atoms,
     stack,
 )
-from output_checker.ledger.lp_audit import ComponentLPs, _collided, _local_point, _RowBox
+from output_checker.ledger.lp_audit import (
+    ComponentLPs,
+    _collided,
+    _differences,
+    _local_point,
+    _peels_off,
+    _RowBox,
+)
 
 from .helpers import RANDOM_BOUNDS, clients, exact_interval, random_history, table
 
@@ -304,6 +311,59 @@ def test_two_large_rows_that_differ_by_a_few_entities_enter_the_local_lp() -> No
     found = _local_point(pattern[small], small, box, target, 1e-9, np.inf, (pattern[large], large))
     assert found is not None and (found.lo, found.hi) == pytest.approx((5.0, 5.0))
     assert set(found.binding.tolist()) == {0, 1, 2}  # both margins and the twin
+
+
+def test_the_differences_of_large_rows_are_exactly_those_a_naive_pairing_finds() -> None:
+    """Rows of equal and nearly equal sizes over random populations, with twins that differ
+    by a few entities: the screen by size and bucket counts drops no pair within the cap."""
+    rng = np.random.default_rng(11)
+    n, cap = 3000, 20
+    rows = [rng.choice(n, int(rng.integers(900, 1000)), replace=False) for _ in range(30)]
+    for k in range(10):  # twins: a row with a few entities added or removed
+        base = rows[k]
+        changed = np.setdiff1d(base, base[: k + 1])
+        rows.append(np.union1d(changed, rng.choice(n, 3 * (k % 3), replace=False)))
+    pattern = sparse.csr_matrix(
+        (np.ones(sum(r.size for r in rows)), np.concatenate(rows),
+         np.cumsum([0, *(r.size for r in rows)])),
+        shape=(len(rows), n),
+    )  # fmt: skip
+    pattern.sort_indices()
+    derived, first, second = _differences(pattern, cap)
+    sets = [set(r.tolist()) for r in rows]
+    expected = {
+        (i, j)
+        for i in range(len(rows))
+        for j in range(i + 1, len(rows))
+        if 0 < len(sets[i] ^ sets[j]) <= cap
+    }
+    assert set(zip(first.tolist(), second.tolist(), strict=True)) == expected
+    assert len(expected) >= 8  # the twins (the largest changes exceed the cap)
+    for row, (i, j) in enumerate(zip(first.tolist(), second.tolist(), strict=True)):
+        entries = dict(zip(derived[row].indices.tolist(), derived[row].data.tolist(), strict=True))
+        assert entries == {e: 1.0 for e in sets[i] - sets[j]} | {e: -1.0 for e in sets[j] - sets[i]}
+
+
+def test_peeling_frees_a_target_only_when_each_row_has_a_variable_of_its_own() -> None:
+    """Target t = {0}. Rows {0,1}, {1,2}: 2 balances the second row alone, then 1 the first,
+    so t can move and no LP is needed. Adding {2} pins t (t = r1 − r2 + r3): nothing peels.
+    With 1 at a bound it cannot balance the first row either."""
+
+    def rows(*sets: list[int]) -> sparse.csr_matrix:
+        return sparse.csr_matrix(
+            (np.ones(sum(map(len, sets))), np.concatenate(sets), np.cumsum([0, *map(len, sets)])),
+            shape=(len(sets), 3),
+        )
+
+    target, inside = np.asarray([0]), np.ones(3, dtype=bool)
+    assert _peels_off(rows([0, 1], [1, 2]), target, inside)
+    assert not _peels_off(rows([0, 1], [1, 2], [2]), target, inside)
+    assert not _peels_off(rows([0, 1], [1, 2]), target, np.asarray([True, False, True]))
+    # and the LP agrees: the chain pins t, the shorter one leaves it free
+    box = _RowBox(np.ones(3), np.ones(3), np.zeros(3), np.full(3, np.inf))
+    pinned = _local_point(rows([0, 1], [1, 2], [2]), np.arange(3), box, target, 1e-9, np.inf)
+    assert pinned is not None and (pinned.lo, pinned.hi) == pytest.approx((1.0, 1.0))
+    assert _local_point(rows([0, 1], [1, 2]), np.arange(2), box, target, 1e-9, np.inf) is None
 
 
 def test_a_protected_cell_is_shown_so_without_the_whole_ledgers_lp(
