@@ -156,6 +156,33 @@ def preview_grant_risk(zones: Zones, grant: GrantView, target: RiskTarget) -> Ta
     return protect_table(table, grant.dataset, "record_key", quasi, target)[1]
 
 
+def grant_risk_report(zones: Zones, grant: GrantView, target: RiskTarget) -> str:
+    """The HTML report of :func:`preview_grant_risk`, measured once and kept in the linkage
+    zone under the hash of everything it depends on: the content version (immutable), its
+    metadata, the granted variables and the policy. Later page loads read the file; a new
+    policy or grant gets a new report. LinkageError as for the preview (never kept)."""
+    data = zones.content_table(grant.dataset, grant.dataset_version)
+    meta = data.with_suffix(".json")
+    basis = {
+        "dataset": grant.dataset,
+        "version": grant.dataset_version,
+        "meta": hashlib.sha256(meta.read_bytes()).hexdigest() if meta.exists() else None,
+        "variables": sorted(grant.variables),
+        "target": [target.k, target.max_global_risk, target.max_household_risk],
+    }
+    key = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+    kept = zones.reports / "grant-risk" / f"{key}.html"
+    if kept.exists():
+        return kept.read_text(encoding="utf-8")
+    report = preview_grant_risk(zones, grant, target).report
+    zones.prepare()  # the linkage zone owner-only, even when no linkage has run yet
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(f".{key}.{os.getpid()}.tmp")
+    partial.write_text(report, encoding="utf-8")
+    os.replace(partial, kept)
+    return report
+
+
 def build_extract(
     ctx: Context,
     actor: str,

@@ -61,16 +61,16 @@ REPORT_POLICY = (
 def risk(grant_id: UUID) -> ResponseReturnValue:
     """The disclosure-risk report of what the grant would put in the project's extract,
     for the custodian deciding it (or an admin): the dataset's microdata policy applied to
-    the granted quasi-identifiers (``enclave.linkage.extracts.preview_grant_risk``)."""
+    the granted quasi-identifiers (``enclave.linkage.extracts.grant_risk_report``)."""
     from enclave.linkage.errors import LinkageError
-    from enclave.linkage.extracts import preview_grant_risk
+    from enclave.linkage.extracts import grant_risk_report
     from enclave.linkage.zones import Zones
 
     ctx = context()
     grant = grants.get_grant(ctx, actor(), str(grant_id))
     target = microdata_policies(ctx, [grant.dataset])[grant.dataset]
     try:
-        report = preview_grant_risk(Zones(ctx.data_dir), grant, target).report
+        report = grant_risk_report(Zones(ctx.data_dir), grant, target)
     except LinkageError as error:
         return render_template("error.html", message=str(error)), 409
     if not report:

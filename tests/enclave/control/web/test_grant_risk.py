@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 
 from enclave.control.context import Context
 from enclave.control.service.microdata_policy import set_microdata_policy
+from enclave.linkage import extracts
 from enclave.linkage.zones import Zones
 from tests.enclave.control.factories import VERSION, World, make_project, request
 from tests.enclave.control.web.conftest import Web
@@ -67,6 +69,31 @@ def test_the_custodian_sees_the_report_before_deciding(web: Web, grant_id: str) 
     assert not re.search(r"\bZE9?\b", text)  # the rare area is counted, never named
     policy = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script" not in policy
+
+
+def test_the_report_is_measured_once_per_policy(
+    web: Web, ctx: Context, world: World, grant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second page load reads the kept report instead of measuring the data again; a new
+    policy is measured afresh."""
+    web.login_as("data_custodian")
+    first = web.client.get(f"/admin/grants/{grant_id}/risk").get_data(as_text=True)
+    measured: list[str] = []
+    preview = extracts.preview_grant_risk
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        measured.append("again")
+        return preview(*args, **kwargs)
+
+    monkeypatch.setattr(extracts, "preview_grant_risk", counted)
+    assert web.client.get(f"/admin/grants/{grant_id}/risk").get_data(as_text=True) == first
+    assert measured == []
+    kept = list((Zones(ctx.data_dir).reports / "grant-risk").iterdir())
+    assert len(kept) == 1  # in the owner-only linkage zone:
+    assert (Zones(ctx.data_dir).linkage.stat().st_mode & 0o777) == 0o700
+    set_microdata_policy(ctx, world.custodian, world.dataset, k=3, max_global_risk=1e-4)
+    assert web.client.get(f"/admin/grants/{grant_id}/risk").status_code == 200
+    assert measured == ["again"]
 
 
 def test_the_report_follows_the_custodians_policy(web: Web, ctx: Context, world: World,
