@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -266,16 +264,13 @@ SPEC_REPLICATES = {
 
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
-    from machine import cpu_and_ram
+    from machine import machine_summary
 
-    cpu, ram = cpu_and_ram()
     quick = " --quick" if args.quick else ""
     lines = [
         "# Data lab (impact evaluation) benchmark",
         "",
-        f"Machine: nproc {os.cpu_count()}, cpu {cpu}, ram {ram}, python "
-        f"{platform.python_version()}, numpy {version('numpy')}, statsmodels "
-        f"{version('statsmodels')}, pandas {version('pandas')}; BLAS threads "
+        f"Machine: {machine_summary('numpy', 'statsmodels', 'pandas')}; BLAS threads "
         f"{args.blas_threads} (the machine was shared with other jobs). Wall time of the "
         f"whole benchmark: {wall:.0f} s.",
         "",

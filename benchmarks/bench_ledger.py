@@ -34,18 +34,14 @@ Usage: python benchmarks/bench_ledger.py [--entities 1000000] [--tables 500]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import time
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy
-from machine import cpu_and_ram
+from machine import load_average, machine_summary
 
 from output_checker.ledger import (
     Aggregates,
@@ -275,12 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, r: dict[str, Any], wall: float, load: tuple[str, str]) -> str:
-    cpu, ram = cpu_and_ram()
-    machine = (
-        f"nproc {len(os.sched_getaffinity(0))}, cpu {cpu}, ram {ram}, "
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"scipy {scipy.__version__}, highspy {version('highspy')}"
-    )
+    machine = machine_summary("numpy", "scipy", "highspy")
     command = (
         f"{COMMAND} --entities {args.entities} --tables {args.tables} "
         f"--population {args.population} --extra-hidden {args.extra_hidden} --runs {args.runs} "
@@ -394,11 +385,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write", type=Path, help="write the markdown report here")
     args = parser.parse_args()
-    load_start = Path("/proc/loadavg").read_text().split()[0]
+    load_start = load_average()
     started = time.perf_counter()
     result = run(args)
     wall = time.perf_counter() - started
-    text = report(args, result, wall, (load_start, Path("/proc/loadavg").read_text().split()[0]))
+    text = report(args, result, wall, (load_start, load_average()))
     if args.write:
         args.write.write_text(text)
     print(text)

@@ -25,18 +25,16 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from machine import cpu_and_ram
+from machine import machine_summary
 
 from enclave.linkage import evaluate
 from enclave.linkage.backends import open_backend
@@ -257,14 +255,10 @@ HEADER = (
 
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
-    cpu, ram = cpu_and_ram()
     lines = [
         "# Linkage benchmark",
         "",
-        f"Machine: nproc {os.cpu_count()}, cpu {cpu}, ram {ram}, "
-        f"python {platform.python_version()}, splink {version('splink')}, "
-        f"duckdb {version('duckdb')}, pandas {version('pandas')}, "
-        f"recordlinkage {version('recordlinkage')}. "
+        f"Machine: {machine_summary('splink', 'duckdb', 'pandas', 'recordlinkage')}. "
         f"Wall time of the whole benchmark: {wall:.0f} s.",
         "",
         f"Command: `python benchmarks/bench_linkage.py --population {args.population} "

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -47,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from machine import cpu_and_ram
+from machine import load_average, machine_summary
 
 from output_checker.microdata.methods.microaggregation import mdav
 from output_checker.microdata.methods.suppression import local_suppression
@@ -190,11 +188,7 @@ def methods(data: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
 
 def report(args: argparse.Namespace, r: dict[str, Any], wall: float, load: tuple[str, str]) -> str:
     """Markdown report."""
-    cpu, ram = cpu_and_ram()
-    machine = (
-        f"nproc {len(os.sched_getaffinity(0))}, cpu {cpu}, ram {ram}, "
-        f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}"
-    )
+    machine = machine_summary("numpy", "pandas")
     command = (
         f"{COMMAND} --rows {args.rows} --anchor-rows {args.anchor_rows} --suda-rows "
         f"{args.suda_rows} --supp-rows {args.supp_rows} --mdav-rows {args.mdav_rows} "
@@ -327,11 +321,11 @@ def main() -> None:
     parser.add_argument("--pycanon-venv", type=Path, default=Path("/tmp/pycanon-venv"))
     parser.add_argument("--write", type=Path, help="write the markdown report here")
     args = parser.parse_args()
-    load_start = Path("/proc/loadavg").read_text().split()[0]
+    load_start = load_average()
     started = time.perf_counter()
     result = run(args)
     wall = time.perf_counter() - started
-    text = report(args, result, wall, (load_start, Path("/proc/loadavg").read_text().split()[0]))
+    text = report(args, result, wall, (load_start, load_average()))
     if args.write:
         args.write.write_text(text)
     print(text)

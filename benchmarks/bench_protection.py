@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -44,8 +42,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy
-from machine import cpu_and_ram
+from machine import load_average, machine_summary
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import poisson
 
@@ -452,12 +449,7 @@ def run_case(
 
 # ----- report ----------------------------------------------------------------------------------
 def _machine() -> str:
-    cpu, ram = cpu_and_ram()
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, cpu {cpu}, ram {ram}, "
-        f"python {platform.python_version()}, "
-        f"numpy {np.__version__}, scipy {scipy.__version__}, highspy {_version('highspy')}"
-    )
+    return machine_summary("numpy", "scipy", "highspy")
 
 
 def _version(package: str) -> str:
@@ -504,11 +496,7 @@ def _code_state() -> str:
     )
 
 
-def _load() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "unknown"
+_load = load_average
 
 
 def _method_name(o: Outcome, a: Attempt) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+from importlib.metadata import version
 from pathlib import Path
 
 
@@ -19,3 +22,22 @@ def cpu_and_ram() -> tuple[str, str]:
     except OSError:
         pass
     return cpu, ram
+
+
+def machine_summary(*packages: str) -> str:
+    """ "nproc, cpu, ram, python" and the installed version of each of ``packages``: the
+    first line of every benchmark report."""
+    cpu, ram = cpu_and_ram()
+    versions = "".join(f", {name} {version(name)}" for name in packages)
+    return (
+        f"nproc {len(os.sched_getaffinity(0))}, cpu {cpu}, ram {ram}, "
+        f"python {platform.python_version()}{versions}"
+    )
+
+
+def load_average() -> str:
+    """The 1-minute load average ("unknown" where it cannot be read)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
