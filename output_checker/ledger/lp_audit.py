@@ -386,47 +386,43 @@ def _differences(
     overlap, so rows over different populations (two grand totals of equal size) cost a
     comparison of counts, not a sparse product over all their entities."""
     sizes = np.diff(pattern.indptr)
-    first, second = _close_pairs(sizes, cap)
-    if first.shape[0]:
-        row_of_entry = np.repeat(np.arange(pattern.shape[0]), sizes)
-        bucket = (pattern.indices.astype(np.uint64) * _GOLDEN >> np.uint64(58)).astype(np.int64)
-        counts = np.bincount(row_of_entry * 64 + bucket, minlength=pattern.shape[0] * 64)
-        counts = counts.reshape(pattern.shape[0], 64)
-        near = np.concatenate(
-            [
-                np.abs(
-                    counts[first[k : k + _PAIR_CHUNK]] - counts[second[k : k + _PAIR_CHUNK]]
-                ).sum(axis=1)
-                <= cap
-                for k in range(0, first.shape[0], _PAIR_CHUNK)
-            ]
-        )
-        first, second = first[near], second[near]
+    row_of_entry = np.repeat(np.arange(pattern.shape[0]), sizes)
+    bucket = (pattern.indices.astype(np.uint64) * _GOLDEN >> np.uint64(58)).astype(np.int64)
+    counts = np.bincount(row_of_entry * 64 + bucket, minlength=pattern.shape[0] * 64)
+    counts = counts.reshape(pattern.shape[0], 64)
+    firsts, seconds = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for one, two in _close_pairs(sizes, cap):
+        near = np.abs(counts[one] - counts[two]).sum(axis=1) <= cap
+        firsts.append(one[near])
+        seconds.append(two[near])
+    first, second = np.concatenate(firsts), np.concatenate(seconds)
     common = np.asarray(pattern[first].multiply(pattern[second]).sum(axis=1)).ravel()
     differ = sizes[first] + sizes[second] - 2 * common
     keep = (differ > 0) & (differ <= cap)
     first, second = first[keep], second[keep]
     derived = (pattern[first] - pattern[second]).tocsr()
     derived.eliminate_zeros()
-    return derived, first.astype(np.int64), second.astype(np.int64)
+    return derived, first, second
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: entity → one of 64 buckets
-_PAIR_CHUNK = 1 << 16
+_PAIR_BLOCK = 256  # rows whose pairs are screened at once: memory stays O(256 × rows)
 
 
-def _close_pairs(sizes: IntArray, cap: int) -> tuple[IntArray, IntArray]:
-    """Every pair of positions i < j whose sizes differ by at most ``cap``."""
+def _close_pairs(sizes: IntArray, cap: int) -> Iterator[tuple[IntArray, IntArray]]:
+    """Every pair of positions i < j whose sizes differ by at most ``cap``, a block of rows
+    at a time."""
     order = np.argsort(sizes, kind="stable")
     ranked = sizes[order]
     ends = np.searchsorted(ranked, ranked + cap, side="right")
-    starts = np.arange(ranked.shape[0]) + 1
-    counts = np.maximum(ends - starts, 0)
-    low = np.repeat(np.arange(ranked.shape[0]), counts)
-    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    high = np.repeat(starts, counts) + offset
-    a, b = order[low], order[high]
-    return np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    for start in range(0, ranked.shape[0], _PAIR_BLOCK):
+        rows = np.arange(start, min(start + _PAIR_BLOCK, ranked.shape[0]))
+        counts = np.maximum(ends[rows] - rows - 1, 0)
+        low = np.repeat(rows, counts)
+        offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        high = low + 1 + offset
+        a, b = order[low], order[high]
+        yield np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
 
 
 _SETTLED = (
