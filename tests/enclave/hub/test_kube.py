@@ -3,11 +3,15 @@ security settings of spec §11 (the chart's own defaults are weaker)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
+from enclave.hub.guidance import DICTIONARY_FILE, GUIDE_FILE, GUIDE_IN_ENVIRONMENT
 from enclave.hub.kube import KubeVolumes, pod_overrides
 from enclave.hub.policy import Limits, SessionDecision, refused
 
@@ -45,6 +49,41 @@ def test_the_pod_mounts_only_this_projects_zones() -> None:
     assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {
         "drop": ["ALL"]
     }
+
+
+def test_the_pod_writes_the_dictionary_and_the_guide_into_its_home(tmp_path: Path) -> None:
+    """The postStart hook run by a real shell, as the pod would: the grants' dictionary from
+    the environment and the guide from the Python environment land in the home; a name the
+    user made a directory is left alone, and the hook still succeeds (a failing hook would
+    kill the container)."""
+    decision = replace(ALLOWED, dictionary="# Data dictionary: p1\n\n| `age` | quasi |")
+    pod = pod_overrides(decision, KubeVolumes())
+    command = pod["lifecycle_hooks"]["postStart"]["exec"]["command"]
+    prefix, home = tmp_path / "env", tmp_path / "home"
+    guide = prefix / GUIDE_IN_ENVIRONMENT
+    guide.parent.mkdir(parents=True)
+    guide.write_text("# The analysis guide\n")
+    base = Path(sys._base_executable)  # a virtual environment at prefix, as in the image
+    (prefix / "bin").mkdir()
+    (prefix / "bin" / "python3").symlink_to(base)
+    (prefix / "pyvenv.cfg").write_text(f"home = {base.parent}\n")
+    home.mkdir()
+    (home / DICTIONARY_FILE).write_text("stale")
+    (home / DICTIONARY_FILE).chmod(0o444)
+    env = {
+        **pod["environment"],
+        "HOME": str(home),
+        "PATH": f"{prefix / 'bin'}:/usr/bin:/bin",
+    }
+    run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0
+    assert (home / DICTIONARY_FILE).read_text() == decision.dictionary + "\n"
+    assert (home / GUIDE_FILE).read_text() == "# The analysis guide\n"
+
+    (home / GUIDE_FILE).unlink(missing_ok=True)
+    (home / GUIDE_FILE).mkdir()  # the user's own directory of that name
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and (home / GUIDE_FILE).is_dir()
 
 
 def test_the_top_tier_runs_under_a_sandboxed_runtime() -> None:
