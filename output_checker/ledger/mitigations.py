@@ -13,7 +13,8 @@ issue 11 item 3), each with its information loss and whether it resolves every f
   cells.
 
 Using the earlier output's population is left to the queue: it needs the earlier output's
-definition, not this output's microdata. Merges change one variable at a time.
+definition, not this output's microdata. Merges change one variable, or two when no single
+variable resolves: the first's offending levels joined once, then the second searched.
 """
 
 from __future__ import annotations
@@ -272,16 +273,47 @@ _Checked = tuple[Aggregates, tuple[DifferencingFinding, ...]]  # a merged table,
 def _merge_mitigations(
     data: Microdata, new: Aggregates, involved: IntArray, ledger: _Ledger, max_merges: int
 ) -> list[Mitigation]:
+    """The cheapest merges that resolve: of one variable's levels if any does, else of two
+    variables' (one variable's offending levels joined once, then the other's searched)."""
+    found = [[step] for step in _resolving_merges(data, new, involved, ledger)]
+    if not found:
+        for d, first, once in _first_joins(data, new, involved):
+            table = once.aggregates()
+            remaining = ledger.findings(table)
+            rows = _rows_of(table, [ref for f in remaining for ref in _new_cells(f)])
+            pairs = _resolving_merges(once, table, rows, ledger, skip=d)
+            found += [[_MergeStep(data, d, first, pair.merged), pair] for pair in pairs]
+    ranked = sorted((_describe_merge(new, steps) for steps in found), key=lambda item: item[0])
+    offers: dict[frozenset[LevelMerge], Mitigation] = {}  # two orders can meet in one merge
+    for _, mitigation in ranked:
+        offers.setdefault(frozenset(mitigation.merges), mitigation)
+    return list(offers.values())[:max_merges]
+
+
+@dataclass(frozen=True)
+class _MergeStep:
+    """Variable ``d`` of ``data`` grouped by ``group``; ``merged`` is the table after it."""
+
+    data: Microdata
+    d: int
+    group: IntArray
+    merged: Aggregates
+
+
+def _resolving_merges(
+    data: Microdata, new: Aggregates, involved: IntArray, ledger: _Ledger, skip: int = -1
+) -> list[_MergeStep]:
+    """Per variable (but ``skip``), the groupings of its levels that resolve every finding:
+    all offending levels joined at once, then a few alone (smallest first), each grown."""
     grid = new.grids[0]
-    ranked: list[tuple[tuple[int, int], Mitigation]] = []
+    steps = []
     for d, size in enumerate(data.definition.sizes):
         hit = np.unique(grid.codes[involved, d])
         hit = hit[hit >= 0]
-        if size < 2 or not hit.size:
+        if d == skip or size < 2 or not hit.size:
             continue
         identity = np.arange(size, dtype=np.int64)
         contributors = data.contributors(d, size)
-        # all offending levels at once, then a few alone (smallest first), each grown
         alone = hit[np.argsort(contributors[hit], kind="stable")][:MERGE_STARTS]
         starts = [_join(identity, hit, contributors)]
         starts += [_join(identity, np.array([level]), contributors) for level in alone]
@@ -291,12 +323,31 @@ def _merge_mitigations(
             grown = _grow(data, d, start, ledger, checked)
             if grown is not None:
                 resolving[tuple(grown.tolist())] = checked[tuple(grown.tolist())][0]
-        ranked += [
-            _describe_merge(data, new, d, np.asarray(group, dtype=np.int64), merged)
+        steps += [
+            _MergeStep(data, d, np.asarray(group, dtype=np.int64), merged)
             for group, merged in resolving.items()
         ]
-    ranked.sort(key=lambda item: item[0])
-    return [mitigation for _, mitigation in ranked[:max_merges]]
+    return steps
+
+
+def _first_joins(
+    data: Microdata, new: Aggregates, involved: IntArray
+) -> list[tuple[int, IntArray, Microdata]]:
+    """Per variable with offending levels (and more than two levels, so a level stays), its
+    offending levels joined once to their neighbours, with the records so merged."""
+    grid = new.grids[0]
+    joins = []
+    for d, size in enumerate(data.definition.sizes):
+        hit = np.unique(grid.codes[involved, d])
+        hit = hit[hit >= 0]
+        if size < 3 or not hit.size:
+            continue
+        group = _join(np.arange(size, dtype=np.int64), hit, data.contributors(d, size))
+        if int(group.max()) + 1 < 2:
+            continue
+        labels = _merged_labels(data.definition.levels[d], group)
+        joins.append((d, group, data.merged(d, group, labels)))
+    return joins
 
 
 def _join(group: IntArray, hit: npt.NDArray[np.integer[Any]], contributors: IntArray) -> IntArray:
@@ -355,35 +406,44 @@ def _merged_labels(levels: tuple[Label, ...], group: IntArray) -> tuple[Label, .
 
 
 def _describe_merge(
-    data: Microdata, new: Aggregates, d: int, group: IntArray, merged: Aggregates
+    new: Aggregates, steps: Sequence[_MergeStep]
 ) -> tuple[tuple[int, int], Mitigation]:
-    """The merge mitigation and its rank (levels merged away, then entities in merged
-    groups)."""
-    variable = data.definition.variables[d]
-    levels = data.definition.levels[d]
-    labels = _merged_labels(levels, group)
-    sizes = np.bincount(group)
-    merges = tuple(
-        LevelMerge(variable, tuple(levels[i] for i in np.flatnonzero(group == g)), str(labels[g]))
-        for g in np.flatnonzero(sizes > 1).tolist()
-    )
-    n_before, n_after = len(levels), len(labels)
-    text = (
-        f"{variable}: {n_before} levels become {n_after}; the table shows {merged.n_rows} "
-        f"cells instead of {new.n_rows}"
-    )
-    description = f"merge {variable} levels " + "; ".join(
-        _and([str(level) for level in merge.levels]) for merge in merges
-    )
-    moved = int(data.contributors(d, len(levels))[np.isin(group, np.flatnonzero(sizes > 1))].sum())
+    """The merge mitigation of ``steps`` (one or two variables) and its rank (levels merged
+    away, then entities in merged groups)."""
+    merges: list[LevelMerge] = []
+    lost = moved = 0
+    changes, words = [], []
+    for step in steps:
+        variable = step.data.definition.variables[step.d]
+        levels = step.data.definition.levels[step.d]
+        labels = _merged_labels(levels, step.group)
+        sizes = np.bincount(step.group)
+        joined = [
+            LevelMerge(
+                variable,
+                tuple(levels[i] for i in np.flatnonzero(step.group == g)),
+                str(labels[g]),
+            )
+            for g in np.flatnonzero(sizes > 1).tolist()
+        ]
+        merges += joined
+        lost += len(levels) - len(labels)
+        in_merged = np.isin(step.group, np.flatnonzero(sizes > 1))
+        moved += int(step.data.contributors(step.d, len(levels))[in_merged].sum())
+        changes.append(f"{variable}: {len(levels)} levels become {len(labels)}")
+        words.append(
+            f"{variable} levels " + "; ".join(_and([str(lv) for lv in m.levels]) for m in joined)
+        )
+    merged = steps[-1].merged
+    text = "; ".join(changes) + f"; the table shows {merged.n_rows} cells instead of {new.n_rows}"
     mitigation = Mitigation(
         MitigationKind.MERGE,
-        description,
-        Cost(text, levels_merged=n_before - n_after),
+        "merge " + ", and ".join(words),
+        Cost(text, levels_merged=lost),
         resolves=True,
-        merges=merges,
+        merges=tuple(merges),
     )
-    return (n_before - n_after, moved), mitigation
+    return (lost, moved), mitigation
 
 
 def _and(words: list[str]) -> str:
