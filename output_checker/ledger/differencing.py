@@ -69,13 +69,14 @@ class DifferencingFinding:
 class IndexedRows:
     """Rows prepared for the checks: their entity-major 0/1 pattern (entities × rows), sizes,
     which rows the others imply (:func:`~output_checker.ledger.null_space.implied_rows`),
-    ratios resolved among themselves. Preparing the released ledger costs O(nnz); do it once
-    per release, not per check."""
+    their :func:`bucket_counts`, ratios resolved among themselves. Preparing the released
+    ledger costs O(nnz); do it once per release, not per check."""
 
     aggregates: Aggregates
     by_entity: sparse.csr_matrix
     size: IntArray
     implied: npt.NDArray[np.bool_]
+    buckets: npt.NDArray[np.int32]  # per row, its entities in each of 64 buckets
 
 
 def index_rows(aggregates: Aggregates) -> IndexedRows:
@@ -86,7 +87,30 @@ def index_rows(aggregates: Aggregates) -> IndexedRows:
         _pattern(aggregates.weights).T.tocsr(),
         np.diff(aggregates.weights.indptr).astype(np.int64),
         implied_rows(resolved),
+        bucket_counts(aggregates.weights),
     )
+
+
+BUCKETS = 64
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: entity → one of 64 buckets
+_ENTRIES_AT_ONCE = 1 << 22
+
+
+def bucket_counts(matrix: sparse.csr_matrix) -> npt.NDArray[np.int32]:
+    """Per row, how many of its entities fall in each of 64 fixed buckets of entities. Two
+    rows whose contributors differ by d entities have counts that differ by at most d,
+    summed over the buckets: a cheap screen before any overlap is computed."""
+    counts = np.zeros((matrix.shape[0], BUCKETS), dtype=np.int32)
+    indptr = matrix.indptr
+    step = max(1, int(matrix.shape[0] * _ENTRIES_AT_ONCE / max(matrix.nnz, 1)))
+    for start in range(0, matrix.shape[0], step):  # bounded temporaries on a large ledger
+        stop = min(start + step, matrix.shape[0])
+        indices = matrix.indices[indptr[start] : indptr[stop]]
+        row = np.repeat(np.arange(stop - start), np.diff(indptr[start : stop + 1]))
+        bucket = (indices.astype(np.uint64) * _GOLDEN >> np.uint64(58)).astype(np.int64)
+        flat = np.bincount(row * BUCKETS + bucket, minlength=(stop - start) * BUCKETS)
+        counts[start:stop] = flat.reshape(stop - start, BUCKETS)
+    return counts
 
 
 @dataclass(frozen=True)

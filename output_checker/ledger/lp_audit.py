@@ -43,7 +43,7 @@ equation. Components and atoms stay exact: they depend only on which entities sh
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ from scipy.sparse.csgraph import connected_components
 
 from output_checker.errors import InputError
 from output_checker.ledger.aggregates import Aggregates, CellRef, Kind, Quantity, stack, widen
-from output_checker.ledger.differencing import IndexedRows, index_rows
+from output_checker.ledger.differencing import IndexedRows, bucket_counts, index_rows
 from output_checker.ledger.null_space import NullSpace
 from output_checker.ledger.ratios import resolve_ratios
 from output_checker.protection.audit import LP_TOL, as_mask, highs_model, per_cell
@@ -218,7 +218,7 @@ class ComponentLPs:
         small = self._sizes[live] <= cap
         rows, large = live[small], live[~small]
         box = _RowBox(self.row_lo, self.row_hi, self.lower, self.upper)
-        big = (self.pattern[large], large)
+        big = _LargeRows.of(self.pattern[large], large)
         return _local_point(self.pattern[rows], rows, box, variables, self.tol, self.deadline, big)
 
     def _component_model(self, label: int, rows: IntArray) -> Any:
@@ -271,14 +271,14 @@ def _local_point(
     variables: IntArray,
     tol: float,
     deadline: float,
-    big: tuple[sparse.csr_matrix, IntArray] | None = None,
+    big: _LargeRows | None = None,
     inside: BoolArray | None = None,
 ) -> Interval | None:
     """The interval of the sum of ``variables`` under only the given rows (``pattern``, the
     rows numbered ``rows`` in ``box``), when it is a single point; None otherwise. Fewer rows
     only widen an interval, so such a point is the exact answer under every row.
 
-    ``big`` (a pattern and its row numbers) are the large rows touching the variables: too
+    ``big`` are the large rows touching the variables: too
     large to enter themselves, but any two of them that differ by a few variables imply a
     small row, their difference (a margin released with and without a few people), which
     does enter. Implied rows keep the LP a relaxation, so the rule above still holds.
@@ -290,9 +290,9 @@ def _local_point(
     matrix, row_lo, row_hi = pattern, box.row_lo[rows], box.row_hi[rows]
     sources = np.column_stack([rows, rows])
     if big is not None:
-        derived, first, second = _differences(big[0], cap)
+        derived, first, second = _differences(big, cap)
         matrix = sparse.vstack([matrix, derived], format="csr")
-        one, two = big[1][first], big[1][second]
+        one, two = big.rows[first], big.rows[second]
         row_lo = np.concatenate([row_lo, box.row_lo[one] - box.row_hi[two]])
         row_hi = np.concatenate([row_hi, box.row_hi[one] - box.row_lo[two]])
         sources = np.concatenate([sources, np.column_stack([one, two])])
@@ -374,38 +374,50 @@ def _ones(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
     )
 
 
-def _differences(
-    pattern: sparse.csr_matrix, cap: int
-) -> tuple[sparse.csr_matrix, IntArray, IntArray]:
-    """Every difference of two rows of ``pattern`` (0/1) that is not empty and has at most
-    ``cap`` variables, as a ±1 row, with the two rows' positions.
+@dataclass(frozen=True)
+class _LargeRows:
+    """Published rows touching a target that are too large to enter its local LP: their
+    numbers, sizes and :func:`bucket_counts`, and the patterns of some of them (by
+    position), read only for the pairs that pass the screens of :func:`_differences`."""
 
-    Two such rows differ in size by at most ``cap``, and their counts of entities in 64 fixed
-    buckets of entities differ by at most ``cap`` summed over the buckets (each entity in one
-    row only moves one count by one). Only the pairs that pass both tests get their exact
-    overlap, so rows over different populations (two grand totals of equal size) cost a
-    comparison of counts, not a sparse product over all their entities."""
-    sizes = np.diff(pattern.indptr)
-    row_of_entry = np.repeat(np.arange(pattern.shape[0]), sizes)
-    bucket = (pattern.indices.astype(np.uint64) * _GOLDEN >> np.uint64(58)).astype(np.int64)
-    counts = np.bincount(row_of_entry * 64 + bucket, minlength=pattern.shape[0] * 64)
-    counts = counts.reshape(pattern.shape[0], 64)
+    rows: IntArray
+    sizes: IntArray
+    buckets: npt.NDArray[np.int32]
+    pattern: Callable[[IntArray], sparse.csr_matrix]
+
+    @classmethod
+    def of(cls, pattern: sparse.csr_matrix, rows: IntArray) -> _LargeRows:
+        """The rows numbered ``rows`` whose pattern is ``pattern`` (one row each)."""
+        sizes = np.diff(pattern.indptr).astype(np.int64)
+        return cls(rows, sizes, bucket_counts(pattern), lambda at: pattern[at])
+
+
+def _differences(large: _LargeRows, cap: int) -> tuple[sparse.csr_matrix, IntArray, IntArray]:
+    """Every difference of two ``large`` rows that is not empty and has at most ``cap``
+    variables, as a ±1 row, with the two rows' positions.
+
+    Two such rows differ in size by at most ``cap``, and so do their bucket counts summed
+    over the buckets. Only the pairs that pass both screens have their patterns read and
+    their exact overlap computed, so rows over different populations (two grand totals of
+    equal size) cost a comparison of counts, not a sparse product over all their entities."""
     firsts, seconds = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for one, two in _close_pairs(sizes, cap):
+    counts = large.buckets
+    for one, two in _close_pairs(large.sizes, cap):
         near = np.abs(counts[one] - counts[two]).sum(axis=1) <= cap
         firsts.append(one[near])
         seconds.append(two[near])
     first, second = np.concatenate(firsts), np.concatenate(seconds)
-    common = np.asarray(pattern[first].multiply(pattern[second]).sum(axis=1)).ravel()
-    differ = sizes[first] + sizes[second] - 2 * common
+    involved, position = np.unique(np.concatenate([first, second]), return_inverse=True)
+    pattern = large.pattern(involved)
+    a, b = position[: first.shape[0]], position[first.shape[0] :]
+    common = np.asarray(pattern[a].multiply(pattern[b]).sum(axis=1)).ravel()
+    differ = large.sizes[first] + large.sizes[second] - 2 * common
     keep = (differ > 0) & (differ <= cap)
-    first, second = first[keep], second[keep]
-    derived = (pattern[first] - pattern[second]).tocsr()
+    derived = (pattern[a[keep]] - pattern[b[keep]]).tocsr()
     derived.eliminate_zeros()
-    return derived, first, second
+    return derived, first[keep], second[keep]
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: entity → one of 64 buckets
 _PAIR_BLOCK = 256  # rows whose pairs are screened at once: memory stays O(256 × rows)
 
 
@@ -578,6 +590,7 @@ def lp_findings(
             stacked = stacked or stack(parts)
             _check_one_value_per_entity(stacked.weights[rows], quantity)
         lower, upper = _bounds(quantity, values[rows], n_entities, bounds)
+        counting = quantity.kind is Kind.COUNT
         stage = _Stage(
             new=new,
             neighbourhood=neighbourhood,
@@ -586,8 +599,9 @@ def lp_findings(
             box=_RowBox(row_lo, row_hi, lower, upper),
             tol=LP_TOL * max(1.0, float(np.abs(values[rows]).max(initial=0.0))),
             deadline=deadline,
+            counting=counting,
             # a count's entity is 1; a sum's value is not at hand here, so no peeling
-            inside=(lower < 1) & (upper > 1) if quantity.kind is Kind.COUNT else None,
+            inside=(lower < 1) & (upper > 1) if counting else None,
         )
         truth = values[offset:]
         found = _local_stage(stage, targets)
@@ -641,10 +655,30 @@ class _Neighbourhood:
         """The 0/1 pattern of ``rows`` (sorted) over every entity."""
         return _ones(self.weights(rows))
 
-    def products(self, values: FloatArray) -> FloatArray:
-        """Every row's sum of ``values`` (one per entity) over its contributors."""
+    def large_rows(self, rows: IntArray, sizes: IntArray) -> _LargeRows:
+        """``rows`` (sorted) with their ``sizes``, their bucket counts read from the parts'
+        indexes, and their patterns read only when asked for."""
+        buckets = np.concatenate(
+            [
+                group.buckets[rows[(rows >= start) & (rows < stop)] - start]
+                for group, start, stop in zip(
+                    self.indexed, self.starts, self.starts[1:], strict=False
+                )
+            ]
+        )
+        return _LargeRows(rows, sizes, buckets, lambda at: self.pattern(rows[at]))
+
+    def products(self, values: FloatArray, counts: bool = False) -> FloatArray:
+        """Every row's sum of ``values`` (one per entity) over its contributors. Only the
+        count rows' sums are right with ``counts``, which reads the rows' own weights (1 per
+        contributor, already floats) instead of converting the integer pattern."""
         return np.concatenate(
-            [group.by_entity.T @ values[: group.by_entity.shape[0]] for group in self.indexed]
+            [
+                group.aggregates.weights @ values[: group.aggregates.n_entities]
+                if counts
+                else group.by_entity.T @ values[: group.by_entity.shape[0]]
+                for group in self.indexed
+            ]
         )
 
 
@@ -662,6 +696,7 @@ class _Stage:
     box: _RowBox
     tol: float
     deadline: float
+    counting: bool = False  # the quantity is a count: every row's weights are 1
     inside: BoolArray | None = None  # per entity, true value strictly within its bounds
 
     def entities(self, target: int) -> IntArray:
@@ -690,7 +725,7 @@ def _local_stage(stage: _Stage, targets: IntArray) -> dict[int, Interval | None]
             entities,
             stage.tol,
             stage.deadline,
-            (stage.neighbourhood.pattern(large), large),
+            stage.neighbourhood.large_rows(large, stage.sizes[large]),
             stage.inside,
         )
     return found
@@ -716,7 +751,8 @@ def _null_space_stage(
     usable = stage.usable
 
     def residual(change: FloatArray) -> float:
-        return float(np.abs(stage.neighbourhood.products(change)[usable]).max(initial=0.0))
+        sums = stage.neighbourhood.products(change, counts=stage.counting)
+        return float(np.abs(sums[usable]).max(initial=0.0))
 
     space = NullSpace(
         rows, residual, stage.box.upper - value, value - stage.box.lower, stage.tol, stage.deadline

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from output_checker.columns import ALL
 from output_checker.errors import InputError
@@ -13,11 +14,13 @@ from output_checker.ledger import (
     DifferencingFinding,
     Kind,
     TableDefinition,
+    differencing,
     differencing_findings,
     index_rows,
     stack,
     table_aggregates,
 )
+from output_checker.ledger.differencing import bucket_counts
 
 from .helpers import clients, table
 
@@ -191,3 +194,15 @@ def test_an_indexed_ledger_and_new_entities_give_the_same_findings() -> None:
     # the other way round, the new output knows fewer entities than the ledger
     (reverse,) = differencing_findings(index_rows(new), released, T)
     assert (reverse.other.output, reverse.new_only, reverse.other_only) == ("later", 0, 3)
+
+
+def test_bucket_counts_add_up_each_rows_entities_however_the_rows_are_chunked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    matrix = sparse.random(300, 5000, density=0.05, format="csr", random_state=1)
+    whole = bucket_counts(matrix)
+    assert (whole.sum(axis=1) == np.diff(matrix.indptr)).all()
+    # a row's counts depend on its entities only: the same row elsewhere counts the same
+    assert (bucket_counts(matrix[[7, 7]]) == whole[[7, 7]]).all()
+    monkeypatch.setattr(differencing, "_ENTRIES_AT_ONCE", 100)  # many small chunks
+    assert (bucket_counts(matrix) == whole).all()

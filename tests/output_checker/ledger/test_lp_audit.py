@@ -23,6 +23,7 @@ from output_checker.ledger.lp_audit import (
     ComponentLPs,
     _collided,
     _differences,
+    _LargeRows,
     _local_point,
     _peels_off,
     _RowBox,
@@ -308,7 +309,8 @@ def test_two_large_rows_that_differ_by_a_few_entities_enter_the_local_lp() -> No
     small, large = np.asarray([2]), np.asarray([0, 1])
     alone = _local_point(pattern[small], small, box, target, 1e-9, np.inf)
     assert alone is None  # the twin alone leaves entity 0's share open
-    found = _local_point(pattern[small], small, box, target, 1e-9, np.inf, (pattern[large], large))
+    big = _LargeRows.of(pattern[large], large)
+    found = _local_point(pattern[small], small, box, target, 1e-9, np.inf, big)
     assert found is not None and (found.lo, found.hi) == pytest.approx((5.0, 5.0))
     assert set(found.binding.tolist()) == {0, 1, 2}  # both margins and the twin
 
@@ -329,7 +331,7 @@ def test_the_differences_of_large_rows_are_exactly_those_a_naive_pairing_finds()
         shape=(len(rows), n),
     )  # fmt: skip
     pattern.sort_indices()
-    derived, first, second = _differences(pattern, cap)
+    derived, first, second = _differences(_LargeRows.of(pattern, np.arange(len(rows))), cap)
     sets = [set(r.tolist()) for r in rows]
     expected = {
         (i, j)
