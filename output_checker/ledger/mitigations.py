@@ -305,11 +305,9 @@ def _resolving_merges(
 ) -> list[_MergeStep]:
     """Per variable (but ``skip``), the groupings of its levels that resolve every finding:
     all offending levels joined at once, then a few alone (smallest first), each grown."""
-    grid = new.grids[0]
     steps = []
     for d, size in enumerate(data.definition.sizes):
-        hit = np.unique(grid.codes[involved, d])
-        hit = hit[hit >= 0]
+        hit = _offending_levels(new, involved, d)
         if d == skip or size < 2 or not hit.size:
             continue
         identity = np.arange(size, dtype=np.int64)
@@ -335,11 +333,9 @@ def _first_joins(
 ) -> list[tuple[int, IntArray, Microdata]]:
     """Per variable with offending levels (and more than two levels, so a level stays), its
     offending levels joined once to their neighbours, with the records so merged."""
-    grid = new.grids[0]
     joins = []
     for d, size in enumerate(data.definition.sizes):
-        hit = np.unique(grid.codes[involved, d])
-        hit = hit[hit >= 0]
+        hit = _offending_levels(new, involved, d)
         if size < 3 or not hit.size:
             continue
         group = _join(np.arange(size, dtype=np.int64), hit, data.contributors(d, size))
@@ -348,6 +344,12 @@ def _first_joins(
         labels = _merged_labels(data.definition.levels[d], group)
         joins.append((d, group, data.merged(d, group, labels)))
     return joins
+
+
+def _offending_levels(new: Aggregates, involved: IntArray, d: int) -> IntArray:
+    """The levels of variable ``d`` that the ``involved`` rows of ``new`` fix (not totals)."""
+    hit = np.unique(new.grids[0].codes[involved, d])
+    return np.asarray(hit[hit >= 0], dtype=np.int64)
 
 
 def _join(group: IntArray, hit: npt.NDArray[np.integer[Any]], contributors: IntArray) -> IntArray:
@@ -386,8 +388,7 @@ def _grow(
             return group
         n_groups = int(group.max()) + 1
         rows = _rows_of(table, [ref for f in remaining for ref in _new_cells(f)])
-        hit = table.grids[0].codes[rows, d]
-        hit = hit[hit >= 0]
+        hit = _offending_levels(table, rows, d)
         if n_groups < 2 or not hit.size:  # what remains is a total over this variable
             return None
         group = _join(group, hit, merged.contributors(d, n_groups))
