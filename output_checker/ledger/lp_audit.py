@@ -278,10 +278,10 @@ def _local_point(
     rows numbered ``rows`` in ``box``), when it is a single point; None otherwise. Fewer rows
     only widen an interval, so such a point is the exact answer under every row.
 
-    ``big`` are the large rows touching the variables: too
-    large to enter themselves, but any two of them that differ by a few variables imply a
-    small row, their difference (a margin released with and without a few people), which
-    does enter. Implied rows keep the LP a relaxation, so the rule above still holds.
+    ``big`` are the large rows touching the variables: too large to enter themselves, but
+    any two of them that differ by a few variables imply a small row, their difference (a
+    margin released with and without a few people), which does enter. Implied rows keep the
+    LP a relaxation, so the rule above still holds.
 
     ``inside`` marks the variables whose true value lies strictly within their bounds; with
     it, rows that such a variable can balance on its own are peeled off first
