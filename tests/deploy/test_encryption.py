@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from enclave.ops.encryption import assess
+from tests import debian
 from tests.deploy.roles import ANSIBLE, ROLES, VENV_BIN
 
 pytestmark = pytest.mark.xdist_group("deploy-encryption")
@@ -36,9 +36,7 @@ def _run(*command: str, stdin: str | None = None) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def cryptsetup() -> None:
     """The test set-up installs what the role's own first task would (cryptsetup)."""
-    if shutil.which("cryptsetup") is None:
-        done = _run("apt-get", "install", "-y", "--no-install-recommends", "cryptsetup")
-        assert done.returncode == 0, done.stderr[-2000:]
+    debian.install("cryptsetup")
 
 
 @pytest.fixture

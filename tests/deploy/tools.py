@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
+
+from tests.debian import install
 
 # tool -> the Debian package that ships it
 PACKAGES = {
@@ -17,6 +18,4 @@ PACKAGES = {
 
 
 def ensure(*tools: str) -> None:
-    missing = sorted({PACKAGES[tool] for tool in tools if shutil.which(tool) is None})
-    if missing:
-        subprocess.run(["apt-get", "install", "-y", *missing], check=True, capture_output=True)
+    install(*sorted({PACKAGES[tool] for tool in tools if shutil.which(tool) is None}))

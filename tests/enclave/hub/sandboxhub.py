@@ -39,6 +39,7 @@ from enclave.control.hub import sync_hub
 from enclave.control.service import members, people
 from enclave.hub.cgroups import Cgroup, CgroupManager
 from enclave.settings import Settings
+from tests import debian
 from tests.enclave.control.factories import World, make_project, make_world
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,11 +59,7 @@ def require_root() -> None:
 
 
 def _apt_install(package: str, binary: str) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", package]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-        subprocess.run(install, env=env, check=True, capture_output=True)
+    debian.install(package, recommends=True)
     if not shutil.which(binary):
         pytest.fail(f"apt-get installed no {binary}")
 

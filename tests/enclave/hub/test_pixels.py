@@ -31,7 +31,8 @@ from enclave.hub.pixels import (
     xpra_environment,
 )
 from enclave.settings import Settings, SettingsError
-from tests.browser import browser_fixture, chromium, debian_packages
+from tests.browser import browser_fixture, chromium
+from tests.debian import install as debian_packages
 
 __all__ = ["browser_fixture"]
 

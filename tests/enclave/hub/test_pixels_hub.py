@@ -20,7 +20,8 @@ from playwright.sync_api import BrowserContext, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from enclave.hub.pixels_door import XPRA_WWW
-from tests.browser import browser_fixture, debian_packages
+from tests.browser import browser_fixture
+from tests.debian import install as debian_packages
 from tests.enclave.hub.sandboxhub import SandboxHub, sandbox_hub
 from tests.enclave.hub.test_pixels import DARK_PIXELS, PACKAGES
 from tests.enclave.test_up import analysis_environment
