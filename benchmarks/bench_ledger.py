@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import load_average, machine_summary
+from machine import machine_summary, run_and_report
 
 from output_checker.ledger import (
     Aggregates,
@@ -384,15 +384,7 @@ def main() -> None:
     parser.add_argument("--lp-time-limit", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write", type=Path, help="write the markdown report here")
-    args = parser.parse_args()
-    load_start = load_average()
-    started = time.perf_counter()
-    result = run(args)
-    wall = time.perf_counter() - started
-    text = report(args, result, wall, (load_start, load_average()))
-    if args.write:
-        args.write.write_text(text)
-    print(text)
+    result = run_and_report(parser.parse_args(), run, report)
     if not result["exact_against_first"]:
         raise SystemExit("the re-release was not caught against its first release")
 

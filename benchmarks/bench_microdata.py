@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from machine import load_average, machine_summary
+from machine import machine_summary, run_and_report
 
 from output_checker.microdata.methods.microaggregation import mdav
 from output_checker.microdata.methods.suppression import local_suppression
@@ -320,15 +320,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pycanon-venv", type=Path, default=Path("/tmp/pycanon-venv"))
     parser.add_argument("--write", type=Path, help="write the markdown report here")
-    args = parser.parse_args()
-    load_start = load_average()
-    started = time.perf_counter()
-    result = run(args)
-    wall = time.perf_counter() - started
-    text = report(args, result, wall, (load_start, load_average()))
-    if args.write:
-        args.write.write_text(text)
-    print(text)
+    run_and_report(parser.parse_args(), run, report)
 
 
 if __name__ == "__main__":

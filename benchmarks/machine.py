@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 
 def cpu_and_ram() -> tuple[str, str]:
@@ -41,3 +45,21 @@ def load_average() -> str:
         return Path("/proc/loadavg").read_text().split()[0]
     except OSError:
         return "unknown"
+
+
+def run_and_report(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    report: Callable[[argparse.Namespace, dict[str, Any], float, tuple[str, str]], str],
+) -> dict[str, Any]:
+    """Run a benchmark, then print its report (and write it to ``args.write`` when given):
+    the report gets the whole run's wall seconds and the load average before and after."""
+    load_start = load_average()
+    started = time.perf_counter()
+    result = run(args)
+    wall = time.perf_counter() - started
+    text = report(args, result, wall, (load_start, load_average()))
+    if args.write:
+        args.write.write_text(text)
+    print(text)
+    return result

@@ -122,6 +122,7 @@ def propose(
     purpose: str = "health_research",
     start: date | None = None,
     end: date | None = None,
+    pi: str | None = None,
 ) -> ProjectView:
     today = ctx.today()
     return projects.create_project(
@@ -138,6 +139,7 @@ def propose(
         legal_basis="Statistics Act s.1",
         ethics_reference="ETH-1",
         dsa_reference="DSA-1",
+        pi=pi,
     )
 
 

@@ -66,19 +66,7 @@ def test_pi_is_set_at_creation_changed_by_an_admin_and_audited(ctx: Context, wor
     _more_people(ctx, world)
     created = propose(ctx, world, "study")
     assert created.pi_email is None
-    with_pi = projects.create_project(
-        ctx,
-        world.admin,
-        slug="led",
-        title="Led study",
-        lay_summary="x",
-        public_benefit="y",
-        organisation="Uni",
-        purpose="health_research",
-        start_date=ctx.today(),
-        end_date="2030-01-01",
-        pi=world.researcher,
-    )
+    with_pi = propose(ctx, world, "led", pi=world.researcher)
     assert with_pi.pi_email == world.researcher
     assert audit.records(ctx.engine, action="create_project")[-1].detail["pi"] == world.researcher
     assert not with_pi.flagged_for_review  # naming the first PI at creation is no change
@@ -133,19 +121,7 @@ def test_a_pi_must_be_a_researcher_and_a_custodian_must_hold_the_role(
         assert refused_pi.value.rule == "role_required"
         assert audit_tail(ctx) == [("set_project_pi", "refused", "role_required")]
     with pytest.raises(ControlError) as at_creation:
-        projects.create_project(
-            ctx,
-            world.admin,
-            slug="other",
-            title="Other",
-            lay_summary="x",
-            public_benefit="y",
-            organisation="Uni",
-            purpose="health_research",
-            start_date=ctx.today(),
-            end_date="2030-01-01",
-            pi=world.checker,
-        )
+        propose(ctx, world, "other", pi=world.checker)
     assert at_creation.value.rule == "role_required"
     for email in (world.researcher, world.admin, world.nobody):
         with pytest.raises(ControlError) as refused_custody:
